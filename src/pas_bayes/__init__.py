@@ -1,0 +1,8 @@
+"""pas_bayes: Bayesian multilevel models of what drives confidence and trust in the London police."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("pas_bayes")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"

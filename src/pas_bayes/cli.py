@@ -1,0 +1,167 @@
+"""The ``pas-bayes`` command: simulate, fit, diagnose, effects, plot.
+
+Every subcommand is a thin layer over the package's functions; errors that a
+user can fix (bad data, bad spec, an existing run) are printed as one message
+and give exit status 2. ``diagnose`` exits 1 when any check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pas_bayes.errors import PASError, RunFolderError, SpecError
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from pas_bayes.simulate import SimulationSettings, simulate_survey, write_simulation
+
+    settings = SimulationSettings(seed=args.seed, per_borough=args.per_borough,
+                                  financial_year=args.financial_year, ward_lookup=args.ward_lookup)
+    sim = simulate_survey(settings)
+    path = write_simulation(sim, args.out, settings, force=args.force)
+    print(f"Wrote {path} ({len(sim.survey)} respondents, {sim.truth['n_wards_sampled']} wards) "
+          f"and its truth (truth.json, truth_effects.csv) in {args.out}")
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from pas_bayes.diagnostics import diagnose
+    from pas_bayes.fit import fit_run, load_run
+    from pas_bayes.spec import load_spec
+    from pas_bayes.survey import read_survey
+
+    spec = load_spec(args.spec).with_sampler(draws=args.draws, tune=args.tune, chains=args.chains,
+                                             seed=args.seed, name=args.sampler, cores=args.cores)
+    data = Path(args.data) if args.data else spec.data_path()
+    if data is None:
+        raise SpecError(f"{args.spec}: no data file: give --data FILE or [data] path in the spec")
+    if Path(args.out).exists() and not args.force:
+        raise RunFolderError(f"{args.out} already exists. What to do: give another --out folder, or "
+                             "pass --force to replace that run")
+    survey = read_survey(data, spec, encoding=args.encoding)
+    print(f"Read {survey.n_input_rows} rows from {data}:")
+    for row in survey.exclusions.itertuples(index=False):
+        print(f"  {row.rows:>7}  {row.reason}")
+    print(f"Fitting {spec.name!r} ({spec.outcome}) with {spec.sampler.name}: {spec.sampler.chains} chains "
+          f"x {spec.sampler.draws} draws after {spec.sampler.tune} tuning, seed {spec.sampler.seed}")
+    out = fit_run(spec, survey, args.out, force=args.force, progressbar=not args.no_progress,
+                  command=["pas-bayes", *sys.argv[1:]])
+    run = load_run(out)
+    print(f"Run written to {out} (sampling {run.provenance['sampling_seconds']:.0f} s)")
+    print(diagnose(run.idata).to_text())
+    return 0
+
+
+def _diagnose(args: argparse.Namespace) -> int:
+    from pas_bayes.diagnostics import diagnose
+    from pas_bayes.fit import load_run
+
+    run = load_run(args.run)
+    report = diagnose(run.idata)
+    print(f"Diagnostics of {run.path} ({run.spec.name}, {run.provenance['rows_modelled']} respondents)")
+    print(report.to_text())
+    return 0 if report.passed else 1
+
+
+def _effects(args: argparse.Namespace) -> int:
+    from pas_bayes.atomic import atomic_write
+    from pas_bayes.effects import driver_effects
+    from pas_bayes.fit import load_run
+
+    run = load_run(args.run)
+    table = driver_effects(run.idata)
+    atomic_write(Path(args.out), lambda p: table.to_csv(p, index=False, float_format="%.6g"),
+                 force=args.force)
+    print(f"Wrote {len(table)} rows of driver effects to {args.out}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from pas_bayes.diagnostics import diagnose
+    from pas_bayes.fit import load_run
+    from pas_bayes.plots import plot_borough_slopes, plot_diagnostics, plot_london_effects
+
+    run = load_run(args.run)
+    book = run.spec.codebook()
+    outcome = book.outcomes[run.spec.outcome]
+    labels = {name: d.label for name, d in book.drivers.items()}
+    base_rate = float(run.idata["observed_data"][run.spec.outcome].mean())
+    wording = {"confidence": "say the local police do a good job",
+               "trust": "agree the Met is an organisation they can trust"}.get(run.spec.outcome,
+                                                                              outcome.label.lower())
+    out = Path(args.out)
+    written = [plot_london_effects(run.idata, labels=labels, outcome_label=wording, base_rate=base_rate)
+               .save(out / "london_driver_effects", force=args.force)]
+    for driver in args.drivers or [d for d in ("engagement", "visibility") if d in run.spec.drivers]:
+        written.append(plot_borough_slopes(run.idata, driver, label=labels.get(driver, driver),
+                                           outcome_label=wording, base_rate=base_rate)
+                       .save(out / f"borough_slopes_{driver}", force=args.force))
+    written.append(plot_diagnostics(run.idata, diagnose(run.idata)).save(out / "diagnostics",
+                                                                          force=args.force))
+    for path in written:
+        print(f"Wrote {path} (numbers in {path.with_suffix('.csv').name})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``pas-bayes`` (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="pas-bayes",
+        description="Bayesian multilevel models of the drivers of confidence and trust in the "
+        "London police, from Public Attitude Survey files.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("simulate", help="write a synthetic PAS file in the real layout, with its truth")
+    p.add_argument("--out", required=True, help="folder for the survey CSV, truth.json, truth_effects.csv")
+    p.add_argument("--seed", type=int, default=2324)
+    p.add_argument("--per-borough", type=int, default=400, help="respondents per borough (default 400)")
+    p.add_argument("--financial-year", default="FY 23-24")
+    p.add_argument("--ward-lookup", help="ONS ward->borough CSV to take real ward codes and names from")
+    p.add_argument("--force", action="store_true", help="replace files already in --out")
+    p.set_defaults(func=_simulate)
+
+    p = sub.add_parser("fit", help="fit a model spec and write a run folder")
+    p.add_argument("spec", help="model spec (TOML), e.g. models/confidence.toml")
+    p.add_argument("--data", help="survey file (default: the spec's [data] path)")
+    p.add_argument("--out", required=True, help="run folder to create")
+    p.add_argument("--draws", type=int)
+    p.add_argument("--tune", type=int)
+    p.add_argument("--chains", type=int)
+    p.add_argument("--cores", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--sampler", choices=["nutpie", "pymc"])
+    p.add_argument("--encoding", help="text encoding of a CSV survey (default from the spec: utf-8)")
+    p.add_argument("--no-progress", action="store_true", help="no progress display")
+    p.add_argument("--force", action="store_true", help="replace the run folder if it exists")
+    p.set_defaults(func=_fit)
+
+    p = sub.add_parser("diagnose", help="convergence checks; exit 1 if any fails")
+    p.add_argument("run")
+    p.set_defaults(func=_diagnose)
+
+    p = sub.add_parser("effects", help="tidy CSV of London, borough and ward driver effects")
+    p.add_argument("run")
+    p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=_effects)
+
+    p = sub.add_parser("plot", help="write the figures (PNG + CSV of plotted numbers)")
+    p.add_argument("run")
+    p.add_argument("--out", required=True, help="folder for the figures")
+    p.add_argument("--drivers", nargs="*", help="drivers for borough plots (default engagement visibility)")
+    p.add_argument("--force", action="store_true", help="replace figures already there")
+    p.set_defaults(func=_plot)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``pas-bayes``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PASError as exc:
+        print(f"pas-bayes {args.command}: error: {exc}", file=sys.stderr)
+        return 2

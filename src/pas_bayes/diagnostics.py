@@ -1,0 +1,190 @@
+"""Convergence checks, each with its threshold, its worst parameters and what to do.
+
+The thresholds are those of Vehtari et al. (2021, "Rank-normalization,
+folding, and localization") and Betancourt (2017): split R-hat below 1.01,
+bulk and tail ESS of at least 400 (100 per chain for 4 chains), no divergent
+transitions, E-BFMI of at least 0.3 in every chain, and no draw that stopped
+at the sampler's maximum tree depth. They are computed with ArviZ
+(``arviz_stats``) over every posterior variable, group effects included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+RHAT_MAX = 1.01
+ESS_MIN = 400
+EBFMI_MIN = 0.3
+
+
+@dataclass(frozen=True)
+class Check:
+    """One diagnostic: its value, threshold, verdict, worst offenders and advice."""
+
+    name: str
+    value: float
+    threshold: str
+    passed: bool
+    worst: tuple[str, ...] = ()
+    advice: str = ""
+
+
+@dataclass(frozen=True)
+class DiagnosticsReport:
+    """All checks of one run."""
+
+    checks: tuple[Check, ...]
+    per_parameter: pd.DataFrame = field(repr=False)
+
+    @property
+    def passed(self) -> bool:
+        """True when every check passes."""
+        return all(c.passed for c in self.checks)
+
+    def table(self) -> pd.DataFrame:
+        """One row per check: check, value, threshold, status, worst, what to do."""
+        return pd.DataFrame([{
+            "check": c.name, "value": c.value, "threshold": c.threshold,
+            "status": "pass" if c.passed else "FAIL", "worst": ", ".join(c.worst),
+            "what to do": "" if c.passed else c.advice,
+        } for c in self.checks])
+
+    def to_text(self) -> str:
+        """A readable report for a terminal."""
+        lines = []
+        for c in self.checks:
+            status = "pass" if c.passed else "FAIL"
+            lines.append(f"[{status}] {c.name:<28} {_fmt(c.value):>10}   (needs {c.threshold})")
+            if c.worst:
+                lines.append(f"         worst: {', '.join(c.worst)}")
+            if not c.passed:
+                lines.append(f"         what to do: {c.advice}")
+        verdict = ("All checks pass." if self.passed else
+                   "Some checks FAIL: treat the estimates as provisional until they pass.")
+        return "\n".join([*lines, "", verdict])
+
+
+def _fmt(value: float) -> str:
+    if np.isnan(value):
+        return "n/a"
+    return f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
+
+
+def _label(var: str, coords: dict[str, object]) -> str:
+    if not coords:
+        return var
+    return f"{var}[{', '.join(str(v) for v in coords.values())}]"
+
+
+def _flatten(tree: xr.DataTree, column: str) -> pd.DataFrame:
+    """Per-element values of a DataTree of statistics as rows (variable, label, value)."""
+    rows = []
+    ds = tree.to_dataset() if isinstance(tree, xr.DataTree) else tree
+    for var, da in ds.data_vars.items():
+        frame = da.to_dataframe(name=column).reset_index()
+        dims = list(da.dims)
+        for record in frame.itertuples(index=False):
+            coords = {d: getattr(record, d) for d in dims}
+            rows.append({"variable": var, "parameter": _label(var, coords), "coords": coords,
+                         column: float(getattr(record, column))})
+    return pd.DataFrame(rows)
+
+
+def parameter_diagnostics(idata: xr.DataTree) -> pd.DataFrame:
+    """R-hat, bulk ESS and tail ESS of every posterior element.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``variable``, ``parameter`` (name with coordinates), ``coords``
+        (a dict for ``.sel``), ``r_hat``,
+        ``ess_bulk``, ``ess_tail``.
+    """
+    rhat = _flatten(az.rhat(idata), "r_hat")
+    bulk = _flatten(az.ess(idata, method="bulk"), "ess_bulk")
+    tail = _flatten(az.ess(idata, method="tail"), "ess_tail")
+    keys = ["variable", "parameter"]
+    return rhat.merge(bulk.drop(columns="coords"), on=keys).merge(tail.drop(columns="coords"), on=keys)
+
+
+def _stat(idata: xr.DataTree, *names: str) -> xr.DataArray | None:
+    stats = idata["sample_stats"]
+    for name in names:
+        if name in stats.data_vars:
+            return stats[name]
+    return None
+
+
+def _worst(frame: pd.DataFrame, column: str, *, largest: bool, n: int = 5) -> tuple[str, ...]:
+    ordered = frame.nlargest(n, column) if largest else frame.nsmallest(n, column)
+    return tuple(f"{p} ({v:.3f})" if column == "r_hat" else f"{p} ({v:.0f})"
+                 for p, v in zip(ordered["parameter"], ordered[column], strict=True))
+
+
+def diagnose(idata: xr.DataTree) -> DiagnosticsReport:
+    """Run every convergence check on a fitted posterior.
+
+    Parameters
+    ----------
+    idata
+        A DataTree with ``posterior`` and ``sample_stats`` groups (pymc or nutpie).
+
+    Returns
+    -------
+    DiagnosticsReport
+        ``.passed`` is true only when every check passes.
+    """
+    per = parameter_diagnostics(idata)
+    checks = []
+
+    diverging = _stat(idata, "diverging")
+    n_div = int(diverging.sum()) if diverging is not None else 0
+    n_draws = int(diverging.size) if diverging is not None else 0
+    by_chain = (diverging.sum("draw").values.tolist() if diverging is not None else [])
+    checks.append(Check(
+        "divergent transitions", float(n_div), "0", n_div == 0,
+        worst=(f"per chain {by_chain}",) if n_div else (),
+        advice="raise sampler.target_accept (0.95, then 0.99); if they persist, the posterior has "
+        "a funnel or a prior is too wide: look at the sd_* parameters in the rank plots",
+    ))
+
+    r_max = float(per["r_hat"].max())
+    checks.append(Check(
+        "R-hat (max)", r_max, f"< {RHAT_MAX}", r_max < RHAT_MAX, _worst(per, "r_hat", largest=True),
+        advice="chains disagree: run longer (--tune and --draws 2000) and check the rank plots of "
+        "the worst parameters; a multimodal or unidentified parameter needs a tighter prior",
+    ))
+    for column, label in (("ess_bulk", "bulk ESS (min)"), ("ess_tail", "tail ESS (min)")):
+        low = float(per[column].min())
+        checks.append(Check(
+            label, low, f">= {ESS_MIN}", low >= ESS_MIN, _worst(per, column, largest=False),
+            advice="too few effective draws for stable intervals: increase --draws (ESS grows "
+            "with draws), or --chains; low ESS in an sd_* parameter points to a funnel",
+        ))
+
+    energy = _stat(idata, "energy")
+    if energy is not None:
+        bfmi = np.atleast_1d(np.asarray(az.bfmi(idata)["energy"]))
+        low = float(bfmi.min())
+        checks.append(Check(
+            "E-BFMI (min over chains)", low, f">= {EBFMI_MIN}", low >= EBFMI_MIN,
+            (f"per chain {np.round(bfmi, 3).tolist()}",),
+            advice="the sampler explores the energy distribution poorly: usually a heavy-tailed "
+            "or funnel-shaped posterior; tighten the sd_* priors or reparametrise",
+        ))
+
+    saturated = _stat(idata, "maxdepth_reached", "reached_max_treedepth")
+    if saturated is not None:
+        share = float(saturated.mean())
+        checks.append(Check(
+            "tree depth saturation", share, "0 draws at max depth", share == 0.0,
+            (f"{int(saturated.sum())} of {n_draws} draws",) if share else (),
+            advice="trajectories were cut short, so sampling was inefficient (not biased): "
+            "check for strongly correlated parameters, or raise the maximum tree depth",
+        ))
+    return DiagnosticsReport(tuple(checks), per)

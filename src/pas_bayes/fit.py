@@ -1,0 +1,208 @@
+"""Sampling, and run folders: a fit on disk that describes itself.
+
+A run folder holds::
+
+    posterior.zarr          the ArviZ DataTree (posterior, sample_stats,
+                            observed_data, constant_data)
+    spec.json               the spec exactly as fitted (ModelSpec.to_dict)
+    spec.toml               the spec file as the user wrote it, when there was one
+    exclusions.csv          rows left out, by reason, adding up to the input
+    item_missingness.csv    answered / non-substantive counts per year and item
+    driver_scaling.csv      how composite drivers were standardised
+    provenance.json         data file and SHA-256, spec digest, seed, sampler
+                            settings, package versions, timings, command line
+
+The folder is written under a temporary name beside its destination and
+renamed into place when complete, so a crash never leaves half a run, and an
+existing run is replaced only when the caller asks (``force=True``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import arviz as az
+import pandas as pd
+import pymc as pm
+import xarray as xr
+
+from pas_bayes.errors import RunFolderError
+from pas_bayes.model import build_model
+from pas_bayes.spec import ModelSpec, spec_from_dict
+from pas_bayes.survey import SurveyData
+
+POSTERIOR = "posterior.zarr"
+RUN_FILES = (POSTERIOR, "spec.json", "exclusions.csv", "provenance.json")
+VERSIONED = ("pas_bayes", "pymc", "pytensor", "arviz", "arviz-base", "arviz-stats", "arviz-plots",
+             "nutpie", "numpy", "pandas", "xarray", "scipy", "zarr", "matplotlib", "numba")
+
+
+@dataclass
+class Run:
+    """A fitted run loaded from its folder."""
+
+    path: Path
+    spec: ModelSpec
+    idata: xr.DataTree
+    provenance: dict[str, Any]
+    exclusions: pd.DataFrame
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages a result depends on."""
+    out = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def sample_posterior(model: pm.Model, spec: ModelSpec, *, progressbar: bool = True) -> xr.DataTree:
+    """Draw from the posterior with the spec's sampler settings.
+
+    nutpie (Rust NUTS over a numba-compiled log-density) is the default; PyMC's
+    own NUTS is the alternative (``sampler.name = "pymc"``). The seed is always
+    explicit, so a run is repeatable on the same machine and versions.
+
+    Returns
+    -------
+    xarray.DataTree
+        posterior, sample_stats, observed_data and constant_data groups.
+    """
+    s = spec.sampler
+    kwargs: dict[str, Any] = {}
+    if s.name == "pymc":
+        # numba/nutpie threads exist in this process: fork would risk deadlocks.
+        kwargs["mp_ctx"] = "forkserver"
+    with model:
+        return pm.sample(
+            draws=s.draws, tune=s.tune, chains=s.chains, cores=s.cores, random_seed=s.seed,
+            nuts_sampler=s.name, nuts={"target_accept": s.target_accept},
+            progressbar=progressbar, model=model, **kwargs,
+        )
+
+
+def _check_destination(out: Path, force: bool) -> None:
+    if out.exists() and not force:
+        raise RunFolderError(f"{out} already exists. What to do: give another --out folder, or "
+                             "pass --force to replace that run")
+
+
+def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool = False,
+            progressbar: bool = True, command: list[str] | None = None) -> Path:
+    """Build the model, sample it, and write a complete run folder atomically.
+
+    Parameters
+    ----------
+    spec
+        What to fit, with sampler settings already final (CLI overrides applied).
+    survey
+        The read survey (tidy frame, exclusions).
+    out
+        Run folder to create.
+    force
+        Replace ``out`` if it exists.
+    command
+        The command line, recorded in provenance.
+
+    Returns
+    -------
+    pathlib.Path
+        The run folder.
+
+    Raises
+    ------
+    RunFolderError
+        When ``out`` exists and ``force`` is false (checked before sampling).
+    """
+    out = Path(out)
+    _check_destination(out, force)
+    started = datetime.now(UTC)
+    clock = time.perf_counter()
+    model = build_model(spec, survey.frame)
+    idata = sample_posterior(model, spec, progressbar=progressbar)
+    wall = time.perf_counter() - clock
+
+    provenance = {
+        "created": started.isoformat(timespec="seconds"),
+        "data_file": str(survey.path.resolve()),
+        "data_sha256": survey.sha256,
+        "data_rows": survey.n_input_rows,
+        "rows_modelled": len(survey.frame),
+        "spec_name": spec.name,
+        "spec_source": spec.source,
+        "spec_sha256": spec.digest(),
+        "seed": spec.sampler.seed,
+        "sampler": {**spec.sampler.__dict__},
+        "sampling_seconds": float(idata.posterior.attrs.get("sampling_time", float("nan"))),
+        "wall_seconds": round(wall, 2),
+        "versions": package_versions(),
+        "platform": platform.platform(),
+        "command": command if command is not None else sys.argv,
+    }
+    idata.attrs.update({"pas_bayes_spec_sha256": spec.digest(), "pas_bayes_data_sha256": survey.sha256})
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    try:
+        idata.to_zarr(tmp / POSTERIOR, mode="w")
+        (tmp / "spec.json").write_text(json.dumps(spec.to_dict(), indent=1) + "\n")
+        if spec.source and Path(spec.source).is_file():
+            shutil.copyfile(spec.source, tmp / "spec.toml")
+        survey.exclusions.to_csv(tmp / "exclusions.csv", index=False)
+        survey.item_missingness.to_csv(tmp / "item_missingness.csv", index=False)
+        survey.driver_scaling.to_csv(tmp / "driver_scaling.csv", index=False)
+        (tmp / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")
+        _check_destination(out, force)
+        if out.exists():
+            old = out.with_name(f".{out.name}.replaced-{os.getpid()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out
+
+
+def load_run(path: str | Path) -> Run:
+    """Open a run folder written by :func:`fit_run`.
+
+    Raises
+    ------
+    RunFolderError
+        When the folder or one of its files is missing, or the posterior was
+        not made from the spec stored beside it.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise RunFolderError(f"{path}: no such run folder. What to do: give the --out folder of "
+                             "a `pas-bayes fit`")
+    missing = [f for f in RUN_FILES if not (path / f).exists()]
+    if missing:
+        raise RunFolderError(f"{path}: not a complete run folder, missing {missing}. What to do: "
+                             "fit again (a run interrupted before its end leaves no folder)")
+    spec = spec_from_dict(json.loads((path / "spec.json").read_text()))
+    provenance = json.loads((path / "provenance.json").read_text())
+    idata = az.from_zarr(str(path / POSTERIOR))
+    stored = idata.attrs.get("pas_bayes_spec_sha256")
+    if stored != spec.digest() or provenance.get("spec_sha256") != spec.digest():
+        raise RunFolderError(f"{path}: spec.json does not match the spec the posterior was fitted "
+                             "with (was it edited?). What to do: restore it, or fit again")
+    return Run(path=path, spec=spec, idata=idata, provenance=provenance,
+               exclusions=pd.read_csv(path / "exclusions.csv"))

@@ -1,0 +1,261 @@
+"""ModelSpec: what to fit, read from a TOML spec file.
+
+A spec holds everything that decides a run: the outcome, drivers,
+demographics, which drivers vary by ward, the priors (as data), the data file
+and its reading options, codebook overrides and sampler settings. It is
+written into every run folder, so a run can be repeated from its folder alone.
+
+Priors are plain tables ``{dist = "HalfNormal", sigma = 0.3}``, in the spirit of
+pymc-extras ``Prior``: serialisable, so a spec file can hold them and a run
+folder records them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pas_bayes.codebook import Codebook
+from pas_bayes.errors import SpecError
+
+#: Distributions a prior may name, with the parameters each accepts.
+PRIOR_FAMILIES: dict[str, tuple[str, ...]] = {
+    "Normal": ("mu", "sigma"),
+    "StudentT": ("nu", "mu", "sigma"),
+    "HalfNormal": ("sigma",),
+    "HalfStudentT": ("nu", "sigma"),
+    "Exponential": ("lam",),
+    "HalfCauchy": ("beta",),
+}
+
+#: The model's parameters that take a prior, with the default of each.
+DEFAULT_PRIORS: dict[str, dict[str, Any]] = {
+    # London log-odds of a positive answer for someone at the driver means, 0 on binary drivers.
+    "intercept": {"dist": "Normal", "mu": 0.0, "sigma": 1.5},
+    # London effect of +1 SD (composite) or yes vs no (binary) on the log-odds.
+    "driver_effect": {"dist": "Normal", "mu": 0.0, "sigma": 1.0},
+    # Spread of borough intercepts: 0.5 allows boroughs from ~35% to ~65% around 50%.
+    "borough_intercept_sd": {"dist": "HalfNormal", "sigma": 0.5},
+    # Spread of borough deviations in each driver effect.
+    "borough_slope_sd": {"dist": "HalfNormal", "sigma": 0.3},
+    "ward_intercept_sd": {"dist": "HalfNormal", "sigma": 0.3},
+    "ward_slope_sd": {"dist": "HalfNormal", "sigma": 0.2},
+    # Spread of each demographic's random intercepts.
+    "demographic_sd": {"dist": "HalfNormal", "sigma": 0.5},
+}
+
+SAMPLERS = ("nutpie", "pymc")
+
+
+def prior_from_table(name: str, table: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate one prior table and return it as a plain dict.
+
+    Raises
+    ------
+    SpecError
+        When the family is unknown, a parameter is not accepted, or a scale is not positive.
+    """
+    table = dict(table)
+    family = table.pop("dist", None)
+    if family not in PRIOR_FAMILIES:
+        raise SpecError(f"[priors.{name}]: dist {family!r} is not supported; use one of "
+                        f"{sorted(PRIOR_FAMILIES)}")
+    allowed = PRIOR_FAMILIES[family]
+    bad = set(table) - set(allowed)
+    if bad or set(allowed) - set(table):
+        raise SpecError(f"[priors.{name}]: {family} takes exactly {list(allowed)}, got {sorted(table)}")
+    for key in ("sigma", "lam", "beta", "nu"):
+        if key in table and not float(table[key]) > 0:
+            raise SpecError(f"[priors.{name}]: {key} must be > 0, got {table[key]!r}")
+    if name.endswith("_sd") and family in ("Normal", "StudentT"):
+        raise SpecError(f"[priors.{name}]: a standard deviation needs a positive family "
+                        "(HalfNormal, HalfStudentT, Exponential, HalfCauchy)")
+    return {"dist": family, **{k: float(v) for k, v in table.items()}}
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Where the survey is and how to read it.
+
+    ``columns`` renames file columns to the codebook's names (e.g. a year
+    whose file calls the borough column ``Borough`` is found without it, but
+    ``{"Q60_new": "Q60"}`` would be needed for a renamed item).
+    """
+
+    path: str | None = None
+    ward_column: str = "ward"
+    financial_years: tuple[str, ...] = ()
+    encoding: str = "utf-8"
+    min_items_answered: int = 1
+    columns: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SamplerOptions:
+    """How to sample: which NUTS implementation, how long, which seed."""
+
+    name: str = "nutpie"
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    cores: int = 2
+    seed: int = 20240401
+    target_accept: float = 0.9
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that decides a run. Build with :func:`load_spec` or directly.
+
+    Parameters
+    ----------
+    name
+        Short name, used in titles and run provenance.
+    outcome
+        ``"confidence"`` (Q60) or ``"trust"`` (NQ135BD), or one added in the codebook.
+    drivers
+        Driver names; every driver has a London effect and borough slopes.
+    ward_slopes
+        Drivers whose effect also varies by ward within borough.
+    demographics
+        Demographic random intercepts.
+    priors
+        One table per parameter in :data:`DEFAULT_PRIORS`.
+    """
+
+    name: str
+    outcome: str = "confidence"
+    drivers: tuple[str, ...] = ("engagement", "effectiveness", "accountability", "security",
+                                "crime_problems", "visibility", "informed")
+    ward_slopes: tuple[str, ...] = ("engagement", "visibility")
+    demographics: tuple[str, ...] = ("ethnicity", "age", "sex")
+    priors: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: dict(DEFAULT_PRIORS))
+    data: DataOptions = field(default_factory=DataOptions)
+    sampler: SamplerOptions = field(default_factory=SamplerOptions)
+    codebook_overrides: Mapping[str, Any] = field(default_factory=dict)
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        book = self.codebook()
+        if self.outcome not in book.outcomes:
+            raise SpecError(f"spec {self.name!r}: outcome {self.outcome!r} is not in the codebook; "
+                            f"known: {sorted(book.outcomes)}")
+        for d in self.drivers:
+            if d not in book.drivers:
+                raise SpecError(f"spec {self.name!r}: driver {d!r} is not in the codebook; "
+                                f"known: {sorted(book.drivers)}")
+        if len(set(self.drivers)) != len(self.drivers) or not self.drivers:
+            raise SpecError(f"spec {self.name!r}: drivers must be a non-empty list without repeats")
+        for d in self.ward_slopes:
+            if d not in self.drivers:
+                raise SpecError(f"spec {self.name!r}: ward_slopes names {d!r}, which is not one of "
+                                f"the drivers {list(self.drivers)}")
+        for g in self.demographics:
+            if g not in book.demographics:
+                raise SpecError(f"spec {self.name!r}: demographic {g!r} is not in the codebook; "
+                                f"known: {sorted(book.demographics)} (add one under "
+                                "[codebook.demographics])")
+        unknown = set(self.priors) - set(DEFAULT_PRIORS)
+        if unknown:
+            raise SpecError(f"spec {self.name!r}: [priors] has unknown entries {sorted(unknown)}; "
+                            f"known: {sorted(DEFAULT_PRIORS)}")
+        if self.sampler.name not in SAMPLERS:
+            raise SpecError(f"spec {self.name!r}: sampler {self.sampler.name!r} is not supported; "
+                            f"use one of {SAMPLERS}")
+        if self.data.min_items_answered < 1:
+            raise SpecError(f"spec {self.name!r}: data.min_items_answered must be >= 1")
+        if not 0.5 <= self.sampler.target_accept < 1:
+            raise SpecError(f"spec {self.name!r}: sampler.target_accept must be in [0.5, 1)")
+
+    def codebook(self) -> Codebook:
+        """The default codebook with this spec's overrides applied."""
+        return Codebook.default().with_overrides(self.codebook_overrides)
+
+    def prior(self, name: str) -> dict[str, Any]:
+        """The prior table for parameter ``name`` (spec value or default)."""
+        return prior_from_table(name, self.priors.get(name, DEFAULT_PRIORS[name]))
+
+    def data_path(self) -> Path | None:
+        """The data file, resolved against the spec file's folder when relative."""
+        if self.data.path is None:
+            return None
+        path = Path(self.data.path)
+        if not path.is_absolute() and self.source is not None:
+            path = Path(self.source).parent / path
+        return path
+
+    def with_sampler(self, **changes: Any) -> ModelSpec:
+        """A copy with sampler settings changed (None values are ignored)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, sampler=replace(self.sampler, **changes))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict that :func:`spec_from_dict` turns back into this spec."""
+        out = asdict(self)
+        out["priors"] = {k: self.prior(k) for k in DEFAULT_PRIORS}
+        out.pop("source")
+        return json.loads(json.dumps(out))
+
+    def digest(self) -> str:
+        """SHA-256 of the spec's content (not its file name): equal specs, equal digests."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def spec_from_dict(table: Mapping[str, Any], *, source: str | None = None) -> ModelSpec:
+    """Build a :class:`ModelSpec` from a spec-file table (or :meth:`ModelSpec.to_dict`)."""
+    table = dict(table)
+    where = source or "spec"
+    known = {"name", "outcome", "drivers", "ward_slopes", "demographics", "priors", "data",
+             "sampler", "codebook", "codebook_overrides", "model"}
+    unknown = set(table) - known
+    if unknown:
+        raise SpecError(f"{where}: unknown top-level keys {sorted(unknown)}; known: {sorted(known)}")
+    model = dict(table.pop("model", {}))
+    model.update({k: table.pop(k) for k in list(table) if k in
+                  ("name", "outcome", "drivers", "ward_slopes", "demographics")})
+    if "name" not in model:
+        raise SpecError(f"{where}: give the model a name ([model] name = \"...\")")
+    try:
+        data = DataOptions(**{k: tuple(v) if isinstance(v, list) else v
+                              for k, v in table.get("data", {}).items()})
+        sampler = SamplerOptions(**table.get("sampler", {}))
+    except TypeError as exc:
+        raise SpecError(f"{where}: {exc} in [data] or [sampler]") from exc
+    priors = {k: prior_from_table(k, v) for k, v in table.get("priors", {}).items()}
+    overrides = table.get("codebook", table.get("codebook_overrides", {}))
+    try:
+        return ModelSpec(
+            name=str(model.pop("name")),
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in model.items()},
+            priors={**DEFAULT_PRIORS, **priors},
+            data=data,
+            sampler=sampler,
+            codebook_overrides=overrides,
+            source=source,
+        )
+    except TypeError as exc:
+        raise SpecError(f"{where}: {exc} in [model]") from exc
+
+
+def load_spec(path: str | Path) -> ModelSpec:
+    """Read a TOML spec file.
+
+    Raises
+    ------
+    SpecError
+        When the file is missing, is not valid TOML, or holds a value not allowed.
+    """
+    path = Path(path)
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SpecError(f"{path}: spec file not found. What to do: give a path to a .toml spec "
+                        "such as models/confidence.toml") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML ({exc})") from exc
+    return spec_from_dict(table, source=str(path))

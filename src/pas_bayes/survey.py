@@ -1,0 +1,389 @@
+"""Read a respondent-level PAS file (real layout) into a tidy, validated frame.
+
+The one entry point is :func:`read_survey`. It
+
+1. reads CSV, parquet or xlsx as text (the PAS files store answer labels);
+2. finds the geography columns through known drift (``C2`` or ``Borough``;
+   ``ward`` or ``ward_unique``) and normalises borough names;
+3. checks every answer against its scale in the codebook: an unknown label is
+   an error naming the file, column, value and row, never a silent NA;
+4. builds the outcome (1 = positive answer), the drivers (composites are the
+   mean of answered, standardised items, re-standardised over the analysis
+   sample: effects are per SD; binary drivers are 0/1) and the demographics;
+5. counts every row it leaves out by its first reason, in an exclusions report
+   whose counts add up to the rows in the file.
+
+Demographic answers that are non-substantive ("Refused", ...) are kept as a
+level "Not stated" rather than dropping the respondent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pas_bayes.codebook import NON_SUBSTANTIVE, Codebook, non_substantive, normalise_label
+from pas_bayes.errors import data_error
+from pas_bayes.geography import BOROUGH_BY_NAME, normalise_borough
+from pas_bayes.spec import ModelSpec
+
+BOROUGH_COLUMNS = ("C2", "Borough")
+WARD_FALLBACKS = ("ward", "ward_unique", "ward_code")
+NOT_STATED = "Not stated"
+INCLUDED = "included in the model"
+
+
+@dataclass(frozen=True)
+class SurveyData:
+    """A survey file read and validated for one spec.
+
+    Attributes
+    ----------
+    frame
+        One row per respondent kept: ``row`` (data row in the file, 1-based),
+        ``borough``, ``borough_code``, ``ward``, ``ward_name``,
+        ``financial_year``, ``quarter``, ``weight``, the outcome (0/1, named as
+        the spec's outcome), one float column per driver and one text column
+        per demographic.
+    exclusions
+        ``reason``, ``rows``: every input row once, the last line being the
+        rows kept; the counts add up to ``n_input_rows``.
+    item_missingness
+        Per financial year and item: answered rows and each non-substantive code.
+    driver_scaling
+        Per composite driver, the mean and SD (of the mean item z-score) used to
+        standardise it, so a score can be put back on the item scale.
+    """
+
+    path: Path
+    sha256: str
+    n_input_rows: int
+    frame: pd.DataFrame
+    exclusions: pd.DataFrame
+    item_missingness: pd.DataFrame
+    driver_scaling: pd.DataFrame
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    """Cells as stripped text; whole floats as integers ("5.0" -> "5"); missing as ""."""
+    def one(value: object) -> str:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return ""
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value).strip()
+    return series.map(one).astype(object)
+
+
+def read_table(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
+    """Read a survey table as text cells, whatever the file format.
+
+    Parameters
+    ----------
+    path
+        ``.csv`` (or ``.txt``), ``.parquet`` or ``.xlsx``.
+    encoding
+        Text encoding of a CSV file (a byte-order mark is accepted for UTF-8).
+
+    Raises
+    ------
+    PASDataError
+        When the file is missing, empty, of an unknown type or not in ``encoding``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise data_error(path, "file not found", fix="check the path (--data or [data] path)")
+    if path.stat().st_size == 0:
+        raise data_error(path, "the file is empty", fix="export the survey again")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".csv", ".txt"):
+            enc = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+            table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc)
+        elif suffix == ".parquet":
+            table = pd.read_parquet(path)
+        elif suffix in (".xlsx", ".xlsm"):
+            table = pd.read_excel(path, dtype=object)
+        else:
+            raise data_error(path, f"unknown file type {suffix!r}",
+                             fix="give a .csv, .parquet or .xlsx file")
+    except UnicodeDecodeError as exc:
+        raise data_error(
+            path, f"the file is not valid {encoding} text (byte {exc.object[exc.start:exc.end]!r} "
+            f"at offset {exc.start})",
+            fix="save it as UTF-8, or name its encoding with --encoding cp1252 "
+            "(or data.encoding in the spec)",
+        ) from exc
+    except pd.errors.EmptyDataError as exc:
+        raise data_error(path, "the file has no header row", fix="export the survey again") from exc
+    if table.shape[0] == 0:
+        raise data_error(path, "the file has a header but no respondent rows",
+                         fix="check the export or the financial-year filter")
+    table.columns = [str(c).strip() for c in table.columns]
+    return table.apply(_as_text)
+
+
+def standardised_composite(
+    item_scores: pd.DataFrame, keep: np.ndarray
+) -> tuple[pd.Series, float, float]:
+    """A driver score: the mean of a respondent's answered items, standardised.
+
+    Each item is first standardised over the kept rows (so a 1-7 item and a
+    1-5 item weigh the same), the answered ones are averaged, and the average
+    is standardised again over the kept rows: a driver effect is then "per SD".
+
+    Parameters
+    ----------
+    item_scores
+        One column per item, oriented scores, NaN where not answered.
+    keep
+        Boolean mask of the rows that form the analysis sample.
+
+    Returns
+    -------
+    tuple
+        The score of every row (NaN where no item was answered), and the mean
+        and SD of the averaged item z-scores used to standardise it.
+    """
+    kept = item_scores[keep]
+    z = (item_scores - kept.mean()) / kept.std(ddof=0).replace(0.0, 1.0)
+    average = z.mean(axis=1)
+    centre, scale = float(average[keep].mean()), float(average[keep].std(ddof=0))
+    return (average - centre) / (scale if scale > 0 else 1.0), centre, scale
+
+
+def _first_row(mask: pd.Series) -> int:
+    return int(np.flatnonzero(mask.to_numpy())[0]) + 1
+
+
+def _find_column(table: pd.DataFrame, path: Path, options: tuple[str, ...], what: str) -> str:
+    for name in options:
+        if name in table.columns:
+            return name
+    raise data_error(path, f"no {what} column: looked for {list(options)}",
+                     fix=f"rename the {what} column, or map it with [data.columns] in the spec")
+
+
+def _labels(table: pd.DataFrame, column: str, book: Codebook, path: Path) -> pd.Series:
+    """Canonical label (or non-substantive code) of each cell; unknown labels raise."""
+    scale = book.scale_of(column)
+    lookup = scale.lookup()
+    values = table[column]
+    mapping: dict[str, str] = {}
+    for raw in values.unique():
+        canon = lookup.get(normalise_label(raw)) or non_substantive(raw)
+        if canon is None:
+            raise data_error(
+                path, f"answer not on the {scale.name!r} scale", column=column, value=raw,
+                row=_first_row(values == raw),
+                fix=f"expected one of {list(scale.labels)} or {list(NON_SUBSTANTIVE)}; if the "
+                "file uses another wording, add it as an alias under "
+                f"[codebook.scales.{scale.name}] in the spec",
+            )
+        mapping[raw] = canon
+    return values.map(mapping)
+
+
+def _reason_series(n: int) -> pd.Series:
+    return pd.Series(pd.NA, index=range(n), dtype=object)
+
+
+def _mark(reasons: pd.Series, mask: pd.Series, reason: pd.Series | str) -> None:
+    """Give rows in ``mask`` their first reason for exclusion."""
+    fresh = mask.to_numpy() & reasons.isna().to_numpy()
+    if isinstance(reason, str):
+        reasons[fresh] = reason
+    else:
+        reasons[fresh] = reason[fresh]
+
+
+def read_survey(path: str | Path, spec: ModelSpec, *, encoding: str | None = None) -> SurveyData:
+    """Read and validate a PAS respondent file for the model in ``spec``.
+
+    Parameters
+    ----------
+    path
+        Survey file in the real PAS layout.
+    spec
+        The model spec: which outcome, drivers and demographics to build, the
+        codebook overrides and the reading options in ``spec.data``.
+    encoding
+        Overrides ``spec.data.encoding``.
+
+    Returns
+    -------
+    SurveyData
+        The tidy frame, the exclusions report and the item-missingness table.
+
+    Raises
+    ------
+    PASDataError
+        On a missing column, unknown label, unknown borough, a ward found in
+        two boroughs, an empty or undecodable file, or an unreadable weight.
+    """
+    path = Path(path)
+    book = spec.codebook()
+    table = read_table(path, encoding=encoding or spec.data.encoding)
+    table = table.rename(columns=dict(spec.data.columns))
+    n = len(table)
+
+    borough_col = _find_column(table, path, BOROUGH_COLUMNS, "borough")
+    ward_options = (spec.data.ward_column, *(
+        c for c in WARD_FALLBACKS if spec.data.ward_column == "ward" and c != "ward"))
+    ward_col = _find_column(table, path, ward_options, "ward")
+    needed = book.columns_for(spec.outcome, list(spec.drivers), list(spec.demographics))
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise data_error(
+            path, f"missing columns {missing}", column=missing[0],
+            fix="these items are needed by the spec's outcome, drivers and demographics: map "
+            "renamed columns with [data.columns], or change the item lists under [codebook]",
+        )
+    reasons = _reason_series(n)
+
+    year = table["FinancialYear"] if "FinancialYear" in table.columns else pd.Series("", index=table.index)
+    if spec.data.financial_years:
+        wanted = {normalise_label(y) for y in spec.data.financial_years}
+        _mark(reasons, ~year.map(normalise_label).isin(wanted),
+              f"financial year not in the spec's {list(spec.data.financial_years)}")
+
+    borough_raw = table[borough_col]
+    _mark(reasons, borough_raw == "", f"borough missing ({borough_col} blank)")
+    borough = borough_raw.map(lambda v: normalise_borough(v) if v else "")
+    unknown = borough.isna()
+    if unknown.any():
+        value = borough_raw[unknown].iloc[0]
+        raise data_error(path, "not one of the 32 MPS boroughs", column=borough_col, value=value,
+                         row=_first_row(unknown),
+                         fix="correct the name (the City of London is not in the PAS); known "
+                         f"names: {', '.join(BOROUGH_BY_NAME)}")
+
+    ward = table[ward_col]
+    _mark(reasons, ward == "", f"ward missing ({ward_col} blank)")
+    pairs = pd.DataFrame({"ward": ward, "borough": borough})[(ward != "") & (borough != "")]
+    spread = pairs.drop_duplicates().groupby("ward")["borough"].nunique()
+    if (spread > 1).any():
+        bad = spread[spread > 1].index[0]
+        places = sorted(pairs.loc[pairs["ward"] == bad, "borough"].unique())
+        raise data_error(
+            path, f"ward found in more than one borough ({', '.join(places)})", column=ward_col,
+            value=bad, row=_first_row(ward == bad),
+            fix="wards must nest in boroughs: correct the borough or ward of those rows, or use "
+            "a unique ward code column via data.ward_column",
+        )
+
+    outcome = book.outcomes[spec.outcome]
+    y_label = _labels(table, outcome.item, book, path)
+    y_missing = y_label.isin(NON_SUBSTANTIVE)
+    _mark(reasons, y_missing,
+          f"outcome {outcome.item} ({spec.outcome}) is '" + y_label.astype(str) + "'")
+
+    drivers: dict[str, pd.Series] = {}
+    answered_items: dict[str, pd.DataFrame] = {}
+    labels_by_item: dict[str, pd.Series] = {}
+    for name in spec.drivers:
+        driver = book.drivers[name]
+        for code in driver.items:
+            if code not in labels_by_item:
+                labels_by_item[code] = _labels(table, code, book, path)
+        if driver.kind == "binary":
+            code = driver.items[0]
+            lab = labels_by_item[code]
+            _mark(reasons, lab.isin(NON_SUBSTANTIVE),
+                  f"driver {name}: {code} is '" + lab.astype(str) + "'")
+            drivers[name] = lab.isin(driver.positive).astype(float)
+        else:
+            scores = {}
+            for code in driver.items:
+                lab = labels_by_item[code]
+                item = book.items[code]
+                score = lab.map(book.scale_of(code).score_of()).astype(float)
+                scores[code] = -score if item.reverse else score
+            answered_items[name] = pd.DataFrame(scores)
+            count = answered_items[name].notna().sum(axis=1)
+            k = min(spec.data.min_items_answered, len(driver.items))
+            _mark(reasons, count < k,
+                  f"driver {name}: fewer than {k} of its {len(driver.items)} items answered")
+
+    keep = reasons.isna().to_numpy()
+    scaling_rows = []
+    for name, items in answered_items.items():
+        drivers[name], centre, scale = standardised_composite(items, keep)
+        scaling_rows.append({"driver": name, "mean_item_z": centre, "sd_item_z": scale,
+                             "items": " ".join(items.columns)})
+
+    weight = pd.Series(np.nan, index=table.index)
+    if "WT_Discrete" in table.columns:
+        weight = pd.to_numeric(table["WT_Discrete"].replace("", np.nan), errors="coerce")
+        bad = weight.isna() & (table["WT_Discrete"] != "")
+        bad |= weight <= 0
+        if bad.any():
+            raise data_error(path, "survey weight is not a positive number", column="WT_Discrete",
+                             value=table["WT_Discrete"][bad].iloc[0], row=_first_row(bad),
+                             fix="correct the weight, or blank it if unknown")
+
+    tidy = pd.DataFrame({
+        "row": np.arange(1, n + 1),
+        "borough": borough,
+        "borough_code": borough.map(lambda b: BOROUGH_BY_NAME[b].code if b else ""),
+        "ward": ward,
+        "ward_name": table["ward_n"] if "ward_n" in table.columns else ward,
+        "financial_year": year,
+        "quarter": table["Quarter"] if "Quarter" in table.columns else "",
+        "weight": weight,
+        spec.outcome: y_label.isin(outcome.positive).astype(int),
+        **drivers,
+    })
+    for g in spec.demographics:
+        demo = book.demographics[g]
+        known = {normalise_label(level): level for level in demo.levels}
+        tidy[g] = table[demo.column].map(
+            lambda v, known=known: NOT_STATED if non_substantive(v) else known.get(normalise_label(v), v))
+
+    exclusions = (reasons.dropna().value_counts().rename_axis("reason").reset_index(name="rows")
+                  .sort_values(["rows", "reason"], ascending=[False, True]))
+    exclusions = pd.concat([exclusions, pd.DataFrame({"reason": [INCLUDED], "rows": [int(keep.sum())]})],
+                           ignore_index=True)
+    exclusions["rows"] = exclusions["rows"].astype(int)
+    if exclusions["rows"].sum() != n:
+        raise AssertionError("exclusions do not add up to the input rows")
+    if not keep.any():
+        raise data_error(path, "no respondent is left after exclusions",
+                         fix="see the exclusions report: " + "; ".join(
+                             f"{r.reason}: {r.rows}" for r in exclusions.itertuples()))
+
+    return SurveyData(
+        path=path,
+        sha256=file_sha256(path),
+        n_input_rows=n,
+        frame=tidy[keep].reset_index(drop=True),
+        exclusions=exclusions,
+        item_missingness=_item_missingness(year, {outcome.item: y_label, **labels_by_item}),
+        driver_scaling=pd.DataFrame(scaling_rows),
+    )
+
+
+def _item_missingness(year: pd.Series, labels: dict[str, pd.Series]) -> pd.DataFrame:
+    """Counts of answered and non-substantive cells per financial year and item."""
+    rows = []
+    for code, lab in labels.items():
+        for fy, group in lab.groupby(year.to_numpy()):
+            counts = group.value_counts()
+            row = {"financial_year": fy, "item": code, "rows": len(group)}
+            row.update({c: int(counts.get(c, 0)) for c in NON_SUBSTANTIVE})
+            row["answered"] = row["rows"] - sum(row[c] for c in NON_SUBSTANTIVE)
+            rows.append(row)
+    return pd.DataFrame(rows)
