@@ -48,7 +48,7 @@ def _fit(args: argparse.Namespace) -> int:
     print(f"Fitting {spec.name!r} ({spec.outcome}) with {spec.sampler.name}: {spec.sampler.chains} chains "
           f"x {spec.sampler.draws} draws after {spec.sampler.tune} tuning, seed {spec.sampler.seed}")
     out = fit_run(spec, survey, args.out, force=args.force, progressbar=not args.no_progress,
-                  command=["pas-bayes", *sys.argv[1:]])
+                  command=["pas-bayes", *args.argv])
     run = load_run(out)
     print(f"Run written to {out} (sampling {run.provenance['sampling_seconds']:.0f} s)")
     print(diagnose(run.idata).to_text())
@@ -159,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``pas-bayes``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except PASError as exc:

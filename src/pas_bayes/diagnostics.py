@@ -82,16 +82,18 @@ def _label(var: str, coords: dict[str, object]) -> str:
 
 
 def _flatten(tree: xr.DataTree, column: str) -> pd.DataFrame:
-    """Per-element values of a DataTree of statistics as rows (variable, label, value)."""
+    """Per-element values of a DataTree of statistics as rows (variable, parameter, coords, value)."""
     rows = []
     ds = tree.to_dataset() if isinstance(tree, xr.DataTree) else tree
     for var, da in ds.data_vars.items():
-        frame = da.to_dataframe(name=column).reset_index()
-        dims = list(da.dims)
-        for record in frame.itertuples(index=False):
-            coords = {d: getattr(record, d) for d in dims}
+        if da.ndim == 0:
+            rows.append({"variable": var, "parameter": var, "coords": {}, column: float(da)})
+            continue
+        for index, value in da.to_series().items():
+            keys = index if isinstance(index, tuple) else (index,)
+            coords = dict(zip(da.dims, keys, strict=True))
             rows.append({"variable": var, "parameter": _label(var, coords), "coords": coords,
-                         column: float(getattr(record, column))})
+                         column: float(value)})
     return pd.DataFrame(rows)
 
 

@@ -26,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -158,7 +159,10 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     try:
-        idata.to_zarr(tmp / POSTERIOR, mode="w")
+        with warnings.catch_warnings():
+            # zarr 3 warns that consolidated metadata is not in its spec; ArviZ reads it fine.
+            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+            idata.to_zarr(tmp / POSTERIOR, mode="w")
         (tmp / "spec.json").write_text(json.dumps(spec.to_dict(), indent=1) + "\n")
         if spec.source and Path(spec.source).is_file():
             shutil.copyfile(spec.source, tmp / "spec.toml")

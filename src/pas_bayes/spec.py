@@ -100,7 +100,7 @@ class SamplerOptions:
     """How to sample: which NUTS implementation, how long, which seed."""
 
     name: str = "nutpie"
-    draws: int = 1000
+    draws: int = 1500
     tune: int = 1000
     chains: int = 4
     cores: int = 2

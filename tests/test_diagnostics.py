@@ -1,0 +1,75 @@
+import numpy as np
+import xarray as xr
+
+from pas_bayes.cli import main
+from pas_bayes.diagnostics import diagnose
+from pas_bayes.fit import load_run
+
+
+def _tree(posterior: dict, stats: dict) -> xr.DataTree:
+    def ds(values):
+        return xr.Dataset({k: (("chain", "draw", *([f"{k}_dim"] if v.ndim == 3 else [])), v)
+                           for k, v in values.items()})
+    return xr.DataTree.from_dict({"posterior": ds(posterior), "sample_stats": ds(stats)})
+
+
+def _good(rng, chains=4, draws=500):
+    return {"mu": rng.normal(size=(chains, draws)), "theta": rng.normal(size=(chains, draws, 3))}
+
+
+def _stats(rng, chains=4, draws=500, diverging=0, depth_hits=0):
+    div = np.zeros((chains, draws), dtype=bool)
+    div.flat[:diverging] = True
+    hit = np.zeros((chains, draws), dtype=bool)
+    hit.flat[:depth_hits] = True
+    return {"diverging": div, "energy": rng.normal(size=(chains, draws)), "maxdepth_reached": hit}
+
+
+def test_well_mixed_chains_pass_every_check():
+    rng = np.random.default_rng(0)
+    report = diagnose(_tree(_good(rng), _stats(rng)))
+    assert report.passed, report.to_text()
+    assert set(report.table()["check"]) == {"divergent transitions", "R-hat (max)", "bulk ESS (min)",
+                                            "tail ESS (min)", "E-BFMI (min over chains)",
+                                            "tree depth saturation"}
+
+
+def test_a_stuck_chain_fails_r_hat_and_names_the_parameter():
+    rng = np.random.default_rng(1)
+    post = _good(rng)
+    post["theta"][2, :, 1] += 3.0
+    report = diagnose(_tree(post, _stats(rng)))
+    row = report.table().set_index("check").loc["R-hat (max)"]
+    assert row["status"] == "FAIL" and "theta[1]" in row["worst"] and "run longer" in row["what to do"]
+    assert not report.passed
+
+
+def test_autocorrelated_draws_fail_ess():
+    rng = np.random.default_rng(2)
+    walk = np.cumsum(rng.normal(size=(4, 500)), axis=1) * 0.05
+    report = diagnose(_tree({"mu": walk}, _stats(rng)))
+    table = report.table().set_index("check")
+    assert table.loc["bulk ESS (min)", "status"] == "FAIL"
+    assert "mu" in table.loc["bulk ESS (min)", "worst"]
+
+
+def test_divergences_low_bfmi_and_depth_saturation_fail():
+    rng = np.random.default_rng(3)
+    stats = _stats(rng, diverging=3, depth_hits=10)
+    stats["energy"] = np.cumsum(rng.normal(size=(4, 500)), axis=1)  # random-walk energy: E-BFMI ~ 0
+    table = diagnose(_tree(_good(rng), stats)).table().set_index("check")
+    assert table.loc["divergent transitions", "value"] == 3
+    assert table.loc["divergent transitions", "status"] == "FAIL"
+    assert "target_accept" in table.loc["divergent transitions", "what to do"]
+    assert table.loc["E-BFMI (min over chains)", "status"] == "FAIL"
+    assert table.loc["tree depth saturation", "status"] == "FAIL"
+
+
+def test_diagnose_command_prints_the_table_and_sets_exit_status(small_run, capsys):
+    report = diagnose(load_run(small_run).idata)
+    status = main(["diagnose", str(small_run)])
+    out = capsys.readouterr().out
+    assert "R-hat (max)" in out and "bulk ESS (min)" in out and "needs >= 400" in out
+    assert status == (0 if report.passed else 1)
+    assert report.per_parameter["parameter"].str.contains(r"borough_slope\[Croydon, visibility\]",
+                                                           regex=True).any()

@@ -1,0 +1,70 @@
+import json
+import shutil
+
+import pytest
+
+from pas_bayes.errors import RunFolderError
+from pas_bayes.fit import POSTERIOR, fit_run, load_run
+from pas_bayes.spec import spec_from_dict
+from pas_bayes.survey import file_sha256, read_survey
+
+
+def test_run_folder_describes_itself(small_run, small_survey):
+    run = load_run(small_run)
+    for name in (POSTERIOR, "spec.json", "spec.toml", "exclusions.csv", "item_missingness.csv",
+                 "driver_scaling.csv", "provenance.json"):
+        assert (small_run / name).exists(), name
+    prov = run.provenance
+    assert prov["data_sha256"] == file_sha256(small_survey)
+    assert prov["spec_sha256"] == run.spec.digest()
+    assert prov["seed"] == 5 and prov["sampler"]["name"] == "nutpie"
+    assert prov["sampler"]["draws"] == 300 and prov["sampler"]["chains"] == 2
+    assert {"pymc", "arviz", "nutpie", "numpy", "python"} <= set(prov["versions"])
+    assert prov["wall_seconds"] > 0 and prov["command"][:2] == ["pas-bayes", "fit"]
+    assert run.exclusions["rows"].sum() == prov["data_rows"]
+    assert set(run.idata.children) >= {"posterior", "sample_stats", "observed_data", "constant_data"}
+    assert run.idata["posterior"].sizes["chain"] == 2 and run.idata["posterior"].sizes["draw"] == 300
+
+
+def test_an_existing_run_is_not_overwritten_and_nothing_is_sampled(small_run, small_survey):
+    spec = load_run(small_run).spec
+    survey = read_survey(small_survey, spec)
+    before = (small_run / "provenance.json").read_text()
+    with pytest.raises(RunFolderError, match="--force"):
+        fit_run(spec, survey, small_run)
+    assert (small_run / "provenance.json").read_text() == before
+
+
+def test_an_edited_spec_is_detected(small_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(small_run, copy)
+    spec = json.loads((copy / "spec.json").read_text())
+    spec["priors"]["intercept"]["sigma"] = 9.0
+    (copy / "spec.json").write_text(json.dumps(spec))
+    with pytest.raises(RunFolderError, match="does not match"):
+        load_run(copy)
+
+
+def test_incomplete_folders_are_refused(tmp_path):
+    (tmp_path / "half").mkdir()
+    with pytest.raises(RunFolderError, match="missing"):
+        load_run(tmp_path / "half")
+    with pytest.raises(RunFolderError, match="no such run folder"):
+        load_run(tmp_path / "nothing")
+
+
+def test_pymc_sampler_and_force_replace(small_survey, tmp_path):
+    """PyMC's own NUTS runs through the same path, and --force replaces a run atomically."""
+    spec = spec_from_dict({"model": {"name": "tiny", "drivers": ["engagement", "visibility"],
+                                     "ward_slopes": [], "demographics": ["sex"]},
+                           "sampler": {"name": "pymc", "draws": 60, "tune": 60, "chains": 2, "seed": 3}})
+    survey = read_survey(small_survey, spec)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "stale.txt").write_text("old run")
+    fit_run(spec, survey, out, force=True, progressbar=False)
+    run = load_run(out)
+    assert not (out / "stale.txt").exists()
+    assert run.provenance["sampler"]["name"] == "pymc"
+    assert "diverging" in run.idata["sample_stats"].data_vars
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -1,0 +1,65 @@
+import numpy as np
+import pymc as pm
+import pytest
+
+from pas_bayes.model import build_model, model_coords
+from pas_bayes.spec import ModelSpec, spec_from_dict
+from pas_bayes.survey import read_survey
+
+
+@pytest.fixture(scope="module")
+def frame(small_survey):
+    return read_survey(small_survey, ModelSpec(name="t")).frame
+
+
+def test_every_variable_is_labelled(frame):
+    spec = ModelSpec(name="t")
+    model = build_model(spec, frame)
+    dims = model.named_vars_to_dims
+    assert dims["beta"] == ("driver",)
+    assert dims["borough_slope"] == ("borough", "driver")
+    assert dims["ward_slope_dev"] == ("ward", "ward_driver")
+    assert dims["effect_ethnicity"] == ("ethnicity",)
+    assert list(model.coords["driver"]) == list(spec.drivers)
+    assert list(model.coords["ward_driver"]) == ["engagement", "visibility"]
+    assert len(model.coords["borough"]) == 32
+    assert set(model.coords["ward"]) == set(frame["ward"])
+    assert "Black" in model.coords["ethnicity"]
+
+
+def test_ward_borough_map_and_indices_match_the_frame(frame):
+    spec = ModelSpec(name="t")
+    model = build_model(spec, frame)
+    coords = model_coords(spec, frame)
+    ward_borough = model["ward_borough_idx"].get_value()
+    ward_idx = model["ward_idx"].get_value()
+    borough_idx = model["borough_idx"].get_value()
+    assert (np.array(coords["borough"])[ward_borough[ward_idx]] == frame["borough"].to_numpy()).all()
+    assert (np.array(coords["borough"])[borough_idx] == frame["borough"].to_numpy()).all()
+    assert (np.array(coords["ward"])[ward_idx] == frame["ward"].to_numpy()).all()
+
+
+def test_group_effects_are_non_centred(frame):
+    model = build_model(ModelSpec(name="t"), frame)
+    free = {v.name for v in model.free_RVs}
+    assert {"z_borough_slope", "z_ward_intercept", "z_ward_slope", "z_ethnicity"} <= free
+    assert "borough_slope_dev" in {v.name for v in model.deterministics}
+    assert np.isfinite(model.compile_logp()(model.initial_point()))
+
+
+def test_no_ward_slopes_means_no_ward_slope_parameters(frame):
+    spec = spec_from_dict({"model": {"name": "t", "ward_slopes": [], "demographics": ["ethnicity"]}})
+    model = build_model(spec, frame)
+    assert "z_ward_slope" not in model.named_vars and "z_age" not in model.named_vars
+
+
+def test_priors_come_from_the_spec(frame):
+    spec = spec_from_dict({"model": {"name": "t", "drivers": ["engagement"], "ward_slopes": []},
+                           "priors": {"driver_effect": {"dist": "Normal", "mu": 3.0, "sigma": 0.1},
+                                      "borough_slope_sd": {"dist": "HalfNormal", "sigma": 2.0}}})
+    model = build_model(spec, frame)
+    prior = pm.sample_prior_predictive(draws=2000, model=model, random_seed=1, var_names=["beta", "sd_borough_slope"])
+    beta = prior["prior"]["beta"].values.ravel()
+    sd = prior["prior"]["sd_borough_slope"].values.ravel()
+    assert beta.mean() == pytest.approx(3.0, abs=0.02) and beta.std() == pytest.approx(0.1, rel=0.1)
+    assert sd.mean() == pytest.approx(2.0 * np.sqrt(2 / np.pi), rel=0.08)
