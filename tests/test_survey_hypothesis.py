@@ -56,7 +56,7 @@ def test_malformed_files_error_clearly_or_add_up(frame, tmp_path_factory):
 def test_unreadable_bytes_are_a_data_error(tmp_path, content):
     path = tmp_path / "survey.csv"
     path.write_bytes(content)
-    with pytest.raises(PASDataError, match="survey.csv"):
+    with pytest.raises(PASDataError, match=r"survey\.csv"):
         read_survey(path, SPEC)
 
 
