@@ -66,8 +66,12 @@ def interval_rows(samples: np.ndarray) -> dict[str, np.ndarray]:
     return {"mean": samples.mean(axis=0), "q05": q[0], "q25": q[1], "q50": q[2], "q75": q[3], "q95": q[4]}
 
 
-def draw_intervals(ax: plt.Axes, y: np.ndarray, rows: dict[str, np.ndarray], colour: str) -> None:
-    """Thin 90% and thick 50% interval lines with a point at the median."""
-    ax.hlines(y, rows["q05"], rows["q95"], color=colour, linewidth=1.2, label="90% interval")
-    ax.hlines(y, rows["q25"], rows["q75"], color=colour, linewidth=4, label="50% interval")
+def draw_intervals(ax: plt.Axes, y: np.ndarray, rows: dict[str, np.ndarray], colour: str, *,
+                   label: bool = False) -> None:
+    """Thin 90% and thick 50% interval lines with a point at the median.
+
+    ``label`` names the two line widths for a legend; pass it for one call only.
+    """
+    ax.hlines(y, rows["q05"], rows["q95"], color=colour, linewidth=1.2, label="90% interval" if label else None)
+    ax.hlines(y, rows["q25"], rows["q75"], color=colour, linewidth=4, label="50% interval" if label else None)
     ax.plot(rows["q50"], y, "o", color="white", markeredgecolor=colour, markersize=5, zorder=3)

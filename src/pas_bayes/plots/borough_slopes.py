@@ -6,6 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import xarray as xr
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from pas_bayes.effects import slope_draws
 from pas_bayes.plots._style import OKABE_ITO, PlotResult, draw_intervals, interval_rows, to_percentage_points
@@ -42,9 +44,8 @@ def plot_borough_slopes(idata: xr.DataTree, driver: str, *, label: str, outcome_
     order = np.argsort(rows["mean"])
 
     fig, ax = plt.subplots(figsize=(8, 0.28 * len(boroughs) + 2.2))
-    ax.axvspan(london_rows["q05"], london_rows["q95"], color=OKABE_ITO["grey"], alpha=0.18,
-               label="London, 90% interval")
-    ax.axvline(london_rows["q50"], color=OKABE_ITO["black"], linewidth=1, label="London")
+    ax.axvspan(london_rows["q05"], london_rows["q95"], color=OKABE_ITO["grey"], alpha=0.18)
+    ax.axvline(london_rows["q50"], color=OKABE_ITO["black"], linewidth=1)
     y = np.arange(len(boroughs))
     colours = np.where(above, OKABE_ITO["orange"], np.where(below, OKABE_ITO["blue"], OKABE_ITO["grey"]))
     for pos, i in enumerate(order):
@@ -54,10 +55,16 @@ def plot_borough_slopes(idata: xr.DataTree, driver: str, *, label: str, outcome_
                   f"at London's rate of {100 * base_rate:.0f}%; thick bar 50%, thin bar 90% interval")
     top, bottom = boroughs[order[-1]], boroughs[order[0]]
     n_diff = int(above.sum() + below.sum())
-    ax.set_title(f"{label}: strongest in {top}, weakest in {bottom}\n"
+    ax.set_title(f"{label}: strongest in {top}, weakest in {bottom};\n"
                  f"{n_diff} of {len(boroughs)} boroughs clearly differ from London "
-                 "(orange above, blue below)", loc="left", fontsize=11)
-    ax.legend(loc="lower right", frameon=False, fontsize=8)
+                 "(90% interval wholly above or below it)", loc="left", fontsize=11)
+    ax.legend(handles=[
+        Patch(color=OKABE_ITO["grey"], alpha=0.18, label="London, 90% interval"),
+        Line2D([], [], color=OKABE_ITO["black"], linewidth=1, label="London"),
+        Line2D([], [], color=OKABE_ITO["orange"], linewidth=4, label="clearly above London"),
+        Line2D([], [], color=OKABE_ITO["blue"], linewidth=4, label="clearly below London"),
+        Line2D([], [], color=OKABE_ITO["grey"], linewidth=4, label="cannot be told apart"),
+    ], loc="lower right", frameon=True, framealpha=0.9, fontsize=8)
     ax.grid(axis="x", alpha=0.3)
 
     numbers = pd.DataFrame({

@@ -31,7 +31,9 @@ def plot_diagnostics(idata: xr.DataTree, report: DiagnosticsReport, *, n_worst: 
         shown plus one row per threshold check.
     """
     per = report.per_parameter
-    worst = per.nlargest(n_worst, "r_hat")
+    # Half the panels for the highest R-hat, half for the lowest bulk ESS (often a group SD).
+    worst = pd.concat([per.nlargest(n_worst - n_worst // 2, "r_hat"), per.nsmallest(n_worst, "ess_bulk")])
+    worst = worst.drop_duplicates("parameter").head(n_worst)
     fig = plt.figure(figsize=(11, 3.2 + 2.4 * int(np.ceil(n_worst / 2))))
     grid = fig.add_gridspec(1 + int(np.ceil(n_worst / 2)), 2, hspace=0.6, wspace=0.25)
 
@@ -64,13 +66,14 @@ def plot_diagnostics(idata: xr.DataTree, report: DiagnosticsReport, *, n_worst: 
         expected = values.shape[1] / bins
         for c in range(values.shape[0]):
             counts, _ = np.histogram(ranks[c], bins=edges_r)
-            ax.step(np.arange(bins), counts, where="post", color=_CHAIN_COLOURS[c % len(_CHAIN_COLOURS)],
-                    label=f"chain {c}")
+            ax.stairs(counts, np.arange(bins + 1), color=_CHAIN_COLOURS[c % len(_CHAIN_COLOURS)],
+                      label=f"chain {c}", linewidth=1.3)
             rows += [{"kind": "rank_histogram", "parameter": record.parameter, "chain": c, "bin": b,
                       "count": int(n), "expected": expected} for b, n in enumerate(counts)]
         ax.axhline(expected, color=OKABE_ITO["black"], linestyle="--", linewidth=0.8)
         ax.set_ylim(0, expected * 2)
-        ax.set_title(f"Rank plot, {record.parameter} (R-hat {record.r_hat:.3f})", fontsize=9, loc="left")
+        ax.set_title(f"Rank plot, {record.parameter}\n(R-hat {record.r_hat:.3f}, bulk ESS {record.ess_bulk:.0f})",
+                     fontsize=9, loc="left")
         ax.set_xticks([])
         if k == 0:
             ax.legend(frameon=False, fontsize=7, ncol=4)
