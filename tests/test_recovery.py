@@ -27,6 +27,7 @@ def recovered(tmp_path_factory):
     folder = tmp_path_factory.mktemp("recovery")
     settings = SimulationSettings(seed=777)
     path = write_simulation(simulate_survey(settings), folder / "data", settings)
+    # The run folder sits beside the data folder, so tests can find the truth from the run.
     spec = load_spec(ROOT / "models" / "confidence.toml").with_sampler(seed=99)
     run_path = fit_run(spec, read_survey(path, spec), folder / "run", progressbar=False)
     run = load_run(run_path)
@@ -34,12 +35,20 @@ def recovered(tmp_path_factory):
     return run, driver_effects(run.idata), truth
 
 
-def test_london_effects_lie_in_their_90_percent_intervals(recovered):
-    _, effects, truth = recovered
+def test_london_effects_lie_in_their_intervals(recovered):
+    """Seven 90% intervals of a correct model all cover the truth only about half the time,
+    so ask what a correct model gives with high probability: at least 5 of 7 inside their
+    90% intervals (fails by chance 2.6% of the time) and all 7 inside their 99% intervals."""
+    run, effects, truth = recovered
     london = effects[effects.level == "london"].set_index("driver")
-    true = truth[truth.level == "london"].set_index("driver")["value"]
-    inside = (london["q05"] <= true) & (true <= london["q95"])
-    assert inside.all(), pd.concat([london[["q05", "mean", "q95"]], true], axis=1)
+    true = truth[truth.level == "london"].set_index("driver")["value"].loc[london.index]
+    beta = run.idata["posterior"]["beta"].stack(sample=("chain", "draw")).transpose("driver", "sample")
+    q005, q995 = np.quantile(beta.sel(driver=list(london.index)).values, [0.005, 0.995], axis=1)
+    inside90 = (london["q05"] <= true) & (true <= london["q95"])
+    inside99 = (q005 <= true.to_numpy()) & (true.to_numpy() <= q995)
+    report = pd.concat([london[["q05", "mean", "q95"]], true], axis=1)
+    assert inside90.sum() >= 5, report
+    assert inside99.all(), report
 
 
 @pytest.mark.parametrize("driver, min_corr", [("engagement", 0.6), ("visibility", 0.6)])
@@ -59,12 +68,29 @@ def test_boroughs_where_visibility_matters_most_are_found(recovered):
     assert len(top_true & top_est) >= 3, (sorted(top_true), sorted(top_est))
 
 
-def test_borough_slope_intervals_cover_at_about_their_rate(recovered):
-    _, effects, truth = recovered
-    est = effects[effects.level == "borough"].set_index(["borough", "driver"])
-    true = truth[truth.level == "borough"].set_index(["borough", "driver"])["value"].loc[est.index]
-    coverage = ((est["q05"] <= true) & (true <= est["q95"])).mean()
-    assert 0.8 <= coverage <= 0.99, coverage
+def test_borough_deviations_cover_at_about_their_rate(recovered):
+    """Coverage of the 224 borough deviations from London (slope minus London effect).
+
+    Deviations, not total slopes: a total slope shares London's estimation error, so the
+    32 total slopes of one driver miss together and their coverage says little.
+    """
+    run, _, _ = recovered
+    truth = run.path.parent / "data" / "truth.json"
+    import json
+
+    true = pd.DataFrame(json.loads(truth.read_text())["outcomes"]["confidence"]["borough_slope_deviations"]).T
+    dev = run.idata["posterior"]["borough_slope_dev"]
+    coverage = {}
+    for prob in (0.5, 0.9):
+        lo = dev.quantile((1 - prob) / 2, dim=("chain", "draw")).to_pandas()
+        hi = dev.quantile((1 + prob) / 2, dim=("chain", "draw")).to_pandas()
+        t = true.loc[lo.index, lo.columns]
+        coverage[prob] = float(((lo <= t) & (t <= hi)).to_numpy().mean())
+    # One dataset's coverage varies a lot (deviations of one driver share its SD estimate):
+    # measured 0.89 (bundled seed 2324) and 0.81 (seed 777) for 90%; calibration over many
+    # datasets is simulation-based calibration's job, not this test's.
+    assert 0.75 <= coverage[0.9] <= 0.99, coverage
+    assert 0.35 <= coverage[0.5] <= 0.65, coverage
 
 
 def test_diagnostics_are_clean(recovered):

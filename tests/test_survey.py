@@ -123,7 +123,7 @@ def test_financial_year_filter_counts_the_rows_it_leaves_out(tmp_path, raw):
      r"column 'Q62C'; value 'Agree a lot'; first seen on data row 8.*\[codebook.scales.agree\]"),
     (lambda f: f.assign(C2=f["C2"].where(f.index != 3, "City of London")),
      r"column 'C2'; value 'City of London'; first seen on data row 4"),
-    (lambda f: f.assign(C2=f["C2"].where(f.index != 0, "Croydon")), r"ward found in more than one borough"),
+    (lambda f: f.assign(C2=f["C2"].where(f.index != 0, "Croydon")), r"ward code found in more than one borough"),
     (lambda f: f.assign(WT_Discrete=f["WT_Discrete"].where(f.index != 5, "heavy")),
      r"column 'WT_Discrete'; value 'heavy'; first seen on data row 6"),
     (lambda f: f.iloc[:0], "no respondent rows"),
@@ -150,3 +150,18 @@ def test_blank_geography_is_excluded_and_counted(tmp_path, raw):
     table = got.exclusions.set_index("reason")["rows"]
     assert table["ward missing (ward blank)"] == 2 and table["borough missing (C2 blank)"] == 1
     assert table.sum() == len(raw)
+
+
+def test_ward_names_that_repeat_across_boroughs_are_two_wards(tmp_path, raw, survey):
+    """Ten 2022 ward names repeat across boroughs: with names in the ward column, that is no error."""
+    named = raw.copy()
+    named["ward"] = named["ward_n"]
+    first, second = named["C2"].unique()[:2]
+    named.loc[named["C2"].isin([first, second]) & (named["ward"].str.endswith("ward 01")), "ward"] = "Village"
+    got = read_survey(write(named, tmp_path / "names.csv"), SPEC)
+    villages = sorted(got.frame.loc[got.frame["ward"].str.startswith("Village"), "ward"].unique())
+    assert villages == [f"Village ({first})", f"Village ({second})"]
+    assert len(got.frame) == len(survey.frame)
+    spec = spec_from_dict({"model": {"name": "x"}, "data": {"ward_ids": "codes"}})
+    with pytest.raises(PASDataError, match="Village"):
+        read_survey(tmp_path / "names.csv", spec)

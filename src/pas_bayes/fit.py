@@ -40,7 +40,7 @@ import xarray as xr
 
 from pas_bayes.errors import RunFolderError
 from pas_bayes.model import build_model
-from pas_bayes.spec import ModelSpec, spec_from_dict
+from pas_bayes.spec import ModelSpec, spec_from_dict, table_digest
 from pas_bayes.survey import SurveyData
 
 POSTERIOR = "posterior.zarr"
@@ -201,12 +201,15 @@ def load_run(path: str | Path) -> Run:
     if missing:
         raise RunFolderError(f"{path}: not a complete run folder, missing {missing}. What to do: "
                              "fit again (a run interrupted before its end leaves no folder)")
-    spec = spec_from_dict(json.loads((path / "spec.json").read_text()))
+    table = json.loads((path / "spec.json").read_text())
     provenance = json.loads((path / "provenance.json").read_text())
     idata = az.from_zarr(str(path / POSTERIOR))
-    stored = idata.attrs.get("pas_bayes_spec_sha256")
-    if stored != spec.digest() or provenance.get("spec_sha256") != spec.digest():
+    # The digest of the stored table, not of a re-parsed spec: a field added to ModelSpec
+    # later (with a default) must not make older runs unreadable.
+    digest = table_digest(table)
+    if idata.attrs.get("pas_bayes_spec_sha256") != digest or provenance.get("spec_sha256") != digest:
         raise RunFolderError(f"{path}: spec.json does not match the spec the posterior was fitted "
                              "with (was it edited?). What to do: restore it, or fit again")
+    spec = spec_from_dict(table)
     return Run(path=path, spec=spec, idata=idata, provenance=provenance,
                exclusions=pd.read_csv(path / "exclusions.csv"))

@@ -82,13 +82,16 @@ def prior_from_table(name: str, table: Mapping[str, Any]) -> dict[str, Any]:
 class DataOptions:
     """Where the survey is and how to read it.
 
-    ``columns`` renames file columns to the codebook's names (e.g. a year
+    ``ward_ids`` says whether the ward column holds codes (a code in two
+    boroughs is an error) or names (a name in two boroughs is two wards);
+    ``"auto"`` decides from the values. ``columns`` renames file columns to the codebook's names (e.g. a year
     whose file calls the borough column ``Borough`` is found without it, but
     ``{"Q60_new": "Q60"}`` would be needed for a renamed item).
     """
 
     path: str | None = None
     ward_column: str = "ward"
+    ward_ids: str = "auto"
     financial_years: tuple[str, ...] = ()
     encoding: str = "utf-8"
     min_items_answered: int = 1
@@ -167,6 +170,9 @@ class ModelSpec:
         if self.sampler.name not in SAMPLERS:
             raise SpecError(f"spec {self.name!r}: sampler {self.sampler.name!r} is not supported; "
                             f"use one of {SAMPLERS}")
+        if self.data.ward_ids not in ("auto", "codes", "names"):
+            raise SpecError(f"spec {self.name!r}: data.ward_ids must be 'auto', 'codes' or 'names', "
+                            f"got {self.data.ward_ids!r}")
         if self.data.min_items_answered < 1:
             raise SpecError(f"spec {self.name!r}: data.min_items_answered must be >= 1")
         if not 0.5 <= self.sampler.target_accept < 1:
@@ -203,7 +209,12 @@ class ModelSpec:
 
     def digest(self) -> str:
         """SHA-256 of the spec's content (not its file name): equal specs, equal digests."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+        return table_digest(self.to_dict())
+
+
+def table_digest(table: Mapping[str, Any]) -> str:
+    """SHA-256 of a spec table as canonical JSON (the digest a run folder records)."""
+    return hashlib.sha256(json.dumps(table, sort_keys=True).encode()).hexdigest()
 
 
 def spec_from_dict(table: Mapping[str, Any], *, source: str | None = None) -> ModelSpec:

@@ -197,6 +197,43 @@ def _labels(table: pd.DataFrame, column: str, book: Codebook, path: Path) -> pd.
     return values.map(mapping)
 
 
+def ward_ids_are_codes(values: pd.Series) -> bool:
+    """True when every non-blank ward identifier looks like a code (digits, no spaces).
+
+    ONS codes (E05014053) and most survey ward ids qualify; ward names
+    ("Village", "St Peter's") do not.
+    """
+    present = values[values != ""]
+    return bool(len(present)) and bool(present.str.contains(r"\d").all() and not present.str.contains(r"\s").any())
+
+
+def _ward_keys(ward: pd.Series, borough: pd.Series, column: str, ward_ids: str, path: Path) -> pd.Series:
+    """Ward identifiers that nest in boroughs.
+
+    A ward *code* found in two boroughs is an error in the data. A ward *name*
+    can repeat across boroughs (ten 2022 ward names do, e.g. "Village" in
+    Barking and Dagenham, and in Southwark), so a repeated name is kept apart
+    as "Name (Borough)".
+    """
+    pairs = pd.DataFrame({"ward": ward, "borough": borough})[(ward != "") & (borough != "")]
+    spread = pairs.drop_duplicates().groupby("ward")["borough"].nunique()
+    repeated = spread[spread > 1].index
+    if len(repeated) == 0:
+        return ward
+    as_codes = ward_ids_are_codes(ward) if ward_ids == "auto" else ward_ids == "codes"
+    if as_codes:
+        bad = repeated[0]
+        places = sorted(pairs.loc[pairs["ward"] == bad, "borough"].unique())
+        raise data_error(
+            path, f"ward code found in more than one borough ({', '.join(places)})", column=column,
+            value=bad, row=_first_row(ward == bad),
+            fix="wards must nest in boroughs: correct the borough or ward of those rows; if this "
+            "column holds ward names, not codes, set data.ward_ids = \"names\" in the spec",
+        )
+    qualified = ward + " (" + borough + ")"
+    return ward.where(~ward.isin(repeated), qualified)
+
+
 def _reason_series(n: int) -> pd.Series:
     return pd.Series(pd.NA, index=range(n), dtype=object)
 
@@ -271,19 +308,8 @@ def read_survey(path: str | Path, spec: ModelSpec, *, encoding: str | None = Non
                          fix="correct the name (the City of London is not in the PAS); known "
                          f"names: {', '.join(BOROUGH_BY_NAME)}")
 
-    ward = table[ward_col]
+    ward = _ward_keys(table[ward_col], borough, ward_col, spec.data.ward_ids, path)
     _mark(reasons, ward == "", f"ward missing ({ward_col} blank)")
-    pairs = pd.DataFrame({"ward": ward, "borough": borough})[(ward != "") & (borough != "")]
-    spread = pairs.drop_duplicates().groupby("ward")["borough"].nunique()
-    if (spread > 1).any():
-        bad = spread[spread > 1].index[0]
-        places = sorted(pairs.loc[pairs["ward"] == bad, "borough"].unique())
-        raise data_error(
-            path, f"ward found in more than one borough ({', '.join(places)})", column=ward_col,
-            value=bad, row=_first_row(ward == bad),
-            fix="wards must nest in boroughs: correct the borough or ward of those rows, or use "
-            "a unique ward code column via data.ward_column",
-        )
 
     outcome = book.outcomes[spec.outcome]
     y_label = _labels(table, outcome.item, book, path)
