@@ -63,3 +63,17 @@ def test_priors_come_from_the_spec(frame):
     sd = prior["prior"]["sd_borough_slope"].values.ravel()
     assert beta.mean() == pytest.approx(3.0, abs=0.02) and beta.std() == pytest.approx(0.1, rel=0.1)
     assert sd.mean() == pytest.approx(2.0 * np.sqrt(2 / np.pi), rel=0.08)
+
+
+def test_a_further_demographic_named_in_the_spec_gets_its_own_random_intercept(small_survey):
+    """Any column can be a demographic: declare it under [codebook.demographics] and list it."""
+    spec = spec_from_dict({
+        "model": {"name": "t", "drivers": ["engagement"], "ward_slopes": [],
+                  "demographics": ["ethnicity", "quarter"]},
+        "codebook": {"demographics": {"quarter": {"column": "Quarter", "label": "Interview quarter"}}},
+    })
+    frame = read_survey(small_survey, spec).frame
+    model = build_model(spec, frame)
+    assert model.named_vars_to_dims["effect_quarter"] == ("quarter",)
+    assert list(model.coords["quarter"]) == ["Q1", "Q2", "Q3", "Q4"]
+    assert "sd_quarter" in model.named_vars
