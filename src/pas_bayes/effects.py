@@ -1,5 +1,15 @@
 """Driver effects by London, borough and ward, as a tidy table.
 
+Two scales:
+
+* ``logit``: the model's slopes (London effect; each borough's and ward's total
+  slope), log-odds per SD of a composite driver or yes vs no for a binary one;
+* ``pp``: average marginal effects in percentage points: for each respondent,
+  the change in the probability of a positive answer when the driver goes up
+  by 1 SD (composite) or from no to yes (binary), computed with the slopes of
+  their own ward and borough, then averaged over the respondents of London,
+  of each borough and of each ward (:mod:`pas_bayes.predictions`).
+
 Array work is done on plain numpy arrays of draws (samples x ...), and labels
 are attached once, at the end, as in arviz-stats. Ward slopes are never
 stored in the posterior (679 wards x 7 drivers x 4,000 draws would dominate
@@ -13,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+from pas_bayes.predictions import Posterior, average_marginal_effects, load_posterior
 
 EFFECT_COLUMNS = ("level", "borough", "ward", "driver", "scale", "mean", "sd", "q05", "q50", "q95")
 
@@ -47,46 +59,68 @@ def _summarise(samples: np.ndarray) -> dict[str, np.ndarray]:
             "q05": q[0], "q50": q[1], "q95": q[2]}
 
 
-def driver_effects(idata: xr.DataTree) -> pd.DataFrame:
-    """Tidy driver effects on the log-odds scale.
+def _places(idata: xr.DataTree) -> dict[str, list[tuple[str, str]]]:
+    boroughs = _coord(idata, "borough")
+    wards = _coord(idata, "ward")
+    ward_borough = np.asarray(idata["constant_data"]["ward_borough_idx"].values, dtype=int)
+    return {"london": [("", "")],
+            "borough": [(b, "") for b in boroughs],
+            "ward": [(boroughs[ward_borough[i]], w) for i, w in enumerate(wards)]}
+
+
+def _tidy(level: str, places: list[tuple[str, str]], drivers: list[str], scale: str,
+          samples: np.ndarray) -> pd.DataFrame:
+    """Summaries of ``samples`` (S, places, drivers) as tidy rows."""
+    stats = _summarise(samples.reshape(samples.shape[0], len(places), len(drivers)))
+    return pd.DataFrame({
+        "level": level,
+        "borough": np.repeat([p[0] for p in places], len(drivers)),
+        "ward": np.repeat([p[1] for p in places], len(drivers)),
+        "driver": np.tile(drivers, len(places)),
+        "scale": scale,
+        **{k: v.reshape(-1) for k, v in stats.items()},
+    })
+
+
+def marginal_effects(post: Posterior) -> dict[str, np.ndarray]:
+    """Average marginal effects in percentage points, by level, as draws.
+
+    Returns
+    -------
+    dict
+        ``level -> (S, places, drivers)`` arrays for ``london`` (places = 1),
+        ``borough`` and ``ward``.
+    """
+    return {level: 100.0 * values for level, values in average_marginal_effects(post).items()}
+
+
+def driver_effects(idata: xr.DataTree, *, probability_scale: bool = True,
+                   max_draws: int = 1000) -> pd.DataFrame:
+    """Tidy driver effects on the log-odds scale and, by default, in percentage points.
 
     Parameters
     ----------
     idata
         A posterior made by :func:`pas_bayes.fit.fit_run`.
+    probability_scale
+        Add ``pp`` rows (average marginal effects); they take a few seconds a driver.
+    max_draws
+        Draws used for the ``pp`` rows (evenly spaced); ``logit`` rows use every draw.
 
     Returns
     -------
     pandas.DataFrame
         Columns ``level`` (london, borough, ward), ``borough``, ``ward``,
-        ``driver``, ``scale`` (``logit``), ``mean``, ``sd``, ``q05``, ``q50``,
-        ``q95``. Borough and ward rows are total slopes (London plus
-        deviations); ``borough`` is empty on London rows, ``ward`` on London
-        and borough rows.
+        ``driver``, ``scale`` (``logit`` or ``pp``), ``mean``, ``sd``, ``q05``,
+        ``q50``, ``q95``. Borough and ward ``logit`` rows are total slopes
+        (London plus deviations); ``borough`` is empty on London rows, ``ward``
+        on London and borough rows.
     """
     drivers = _coord(idata, "driver")
-    boroughs = _coord(idata, "borough")
-    wards = _coord(idata, "ward")
-    ward_borough = np.asarray(idata["constant_data"]["ward_borough_idx"].values, dtype=int)
+    places = _places(idata)
     slopes = slope_draws(idata)
-    frames = []
-    for level, places in (("london", [("", "")]),
-                          ("borough", [(b, "") for b in boroughs]),
-                          ("ward", [(boroughs[ward_borough[i]], w) for i, w in enumerate(wards)])):
-        stats = _summarise(slopes[level].reshape(slopes[level].shape[0], len(places), len(drivers)))
-        frame = pd.DataFrame({
-            "level": level,
-            "borough": np.repeat([p[0] for p in places], len(drivers)),
-            "ward": np.repeat([p[1] for p in places], len(drivers)),
-            "driver": np.tile(drivers, len(places)),
-            "scale": "logit",
-            **{k: v.reshape(-1) for k, v in stats.items()},
-        })
-        frames.append(frame)
+    frames = [_tidy(level, places[level], drivers, "logit", slopes[level]) for level in places]
+    if probability_scale:
+        ame = marginal_effects(load_posterior(idata, max_draws=max_draws))
+        frames += [_tidy(level, places[level], drivers, "pp", ame[level]) for level in places]
     return pd.concat(frames, ignore_index=True)[list(EFFECT_COLUMNS)]
-
-
-def borough_rank_table(effects: pd.DataFrame, driver: str) -> pd.DataFrame:
-    """Borough rows of one driver, sorted from the largest posterior mean to the smallest."""
-    rows = effects[(effects["level"] == "borough") & (effects["driver"] == driver)]
-    return rows.sort_values("mean", ascending=False).reset_index(drop=True)
