@@ -1,4 +1,4 @@
-"""The ``pas-bayes`` command: simulate, fit, diagnose, effects, plot.
+"""The ``pas-bayes`` command: simulate, fit, diagnose, effects, plot, rankings, scenario, gaps, report.
 
 Every subcommand is a thin layer over the package's functions; errors that a
 user can fix (bad data, bad spec, an existing run) are printed as one message
@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pas_bayes.atomic import atomic_write
 from pas_bayes.errors import PASError, RunFolderError, SpecError
 
 
@@ -67,42 +68,75 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 
 def _effects(args: argparse.Namespace) -> int:
-    from pas_bayes.atomic import atomic_write
     from pas_bayes.effects import driver_effects
     from pas_bayes.fit import load_run
 
     run = load_run(args.run)
-    table = driver_effects(run.idata)
+    table = driver_effects(run.idata, probability_scale=not args.logit_only)
     atomic_write(Path(args.out), lambda p: table.to_csv(p, index=False, float_format="%.6g"),
                  force=args.force)
-    print(f"Wrote {len(table)} rows of driver effects to {args.out}")
+    print(f"Wrote {len(table)} rows of driver effects ({', '.join(table['scale'].unique())}) to {args.out}")
     return 0
 
 
-def _plot(args: argparse.Namespace) -> int:
-    from pas_bayes.diagnostics import diagnose
+def _summary(run_path: str):
     from pas_bayes.fit import load_run
-    from pas_bayes.plots import plot_borough_slopes, plot_diagnostics, plot_london_effects
+    from pas_bayes.summaries import summarise_run
 
-    run = load_run(args.run)
-    book = run.spec.codebook()
-    outcome = book.outcomes[run.spec.outcome]
-    labels = {name: d.label for name, d in book.drivers.items()}
-    base_rate = float(run.idata["observed_data"][run.spec.outcome].mean())
-    wording = {"confidence": "say the local police do a good job",
-               "trust": "agree the Met is an organisation they can trust"}.get(run.spec.outcome,
-                                                                              outcome.label.lower())
-    out = Path(args.out)
-    written = [plot_london_effects(run.idata, labels=labels, outcome_label=wording, base_rate=base_rate)
-               .save(out / "london_driver_effects", force=args.force)]
-    for driver in args.drivers or [d for d in ("engagement", "visibility") if d in run.spec.drivers]:
-        written.append(plot_borough_slopes(run.idata, driver, label=labels.get(driver, driver),
-                                           outcome_label=wording, base_rate=base_rate)
-                       .save(out / f"borough_slopes_{driver}", force=args.force))
-    written.append(plot_diagnostics(run.idata, diagnose(run.idata)).save(out / "diagnostics",
-                                                                          force=args.force))
-    for path in written:
+    return summarise_run(load_run(run_path))
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from pas_bayes.figures import MAP_DRIVERS, build_figures, write_figures
+
+    summary = _summary(args.run)
+    figures = build_figures(summary, drivers=tuple(args.drivers or MAP_DRIVERS), ward_borough=args.borough,
+                            boundaries=args.boundaries)
+    for path in write_figures(figures, args.out, force=args.force):
         print(f"Wrote {path} (numbers in {path.with_suffix('.csv').name})")
+    return 0
+
+
+def _rankings(args: argparse.Namespace) -> int:
+
+    summary = _summary(args.run)
+    table = summary.ward_rankings if args.wards else summary.borough_rankings
+    if args.driver:
+        table = table[table["driver"] == args.driver]
+    atomic_write(Path(args.out), lambda p: table.to_csv(p, index=False, float_format="%.6g"), force=args.force)
+    print(f"Wrote {len(table)} rows of {'ward' if args.wards else 'borough'} rankings to {args.out}")
+    return 0
+
+
+def _scenario(args: argparse.Namespace) -> int:
+    from pas_bayes.scenario import Scenario, describe, run_scenario
+
+    summary = _summary(args.run)
+    result = run_scenario(summary.post, Scenario(driver=args.driver, to=args.to, borough=args.borough))
+    print(describe(result.iloc[0], summary.outcome_phrase))
+    if args.out:
+        atomic_write(Path(args.out), lambda p: result.to_csv(p, index=False, float_format="%.6g"), force=args.force)
+    return 0
+
+
+def _gaps(args: argparse.Namespace) -> int:
+
+    summary = _summary(args.run)
+    table = summary.gaps
+    for row in table.itertuples(index=False):
+        print(f"  {row.demographic:<10} {row.level:<12} vs {row.reference:<6} {row.q50:+6.1f} points "
+              f"(90% interval {row.q05:+.1f} to {row.q95:+.1f})")
+    if args.out:
+        atomic_write(Path(args.out), lambda p: table.to_csv(p, index=False, float_format="%.6g"), force=args.force)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pas_bayes.report import write_report
+
+    summary = _summary(args.run)
+    path = write_report(summary, args.out, force=args.force, boundaries=args.boundaries)
+    print(f"Wrote {path}")
     return 0
 
 
@@ -142,18 +176,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.set_defaults(func=_diagnose)
 
-    p = sub.add_parser("effects", help="tidy CSV of London, borough and ward driver effects")
+    p = sub.add_parser("effects", help="tidy CSV of London, borough and ward driver effects (logit and pp)")
     p.add_argument("run")
     p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument("--logit-only", action="store_true", help="leave out the percentage-point rows")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=_effects)
 
     p = sub.add_parser("plot", help="write the figures (PNG + CSV of plotted numbers)")
     p.add_argument("run")
     p.add_argument("--out", required=True, help="folder for the figures")
-    p.add_argument("--drivers", nargs="*", help="drivers for borough plots (default engagement visibility)")
+    p.add_argument("--drivers", nargs="*", help="drivers for borough, map and ward plots (default engagement "
+                   "visibility)")
+    p.add_argument("--borough", help="borough for the within-borough ward plots (default: where the first "
+                   "driver matters most)")
+    p.add_argument("--boundaries", help="borough boundary file (GeoPackage, shapefile, GeoJSON) for a choropleth")
     p.add_argument("--force", action="store_true", help="replace figures already there")
     p.set_defaults(func=_plot)
+
+    p = sub.add_parser("rankings", help="borough (or ward) rankings with probabilities and rank intervals")
+    p.add_argument("run")
+    p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument("--driver", help="one driver only")
+    p.add_argument("--wards", action="store_true", help="rank wards within their borough instead")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=_rankings)
+
+    p = sub.add_parser("scenario", help="expected change in the positive share if a driver changed")
+    p.add_argument("run")
+    p.add_argument("--driver", required=True)
+    p.add_argument("--to", type=float, required=True, help="target share (yes/no drivers) or mean score in SD units")
+    p.add_argument("--borough", help="a borough (default: London as a whole)")
+    p.add_argument("--out", help="also write the result as CSV")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=_scenario)
+
+    p = sub.add_parser("gaps", help="demographic gaps after accounting for the drivers (points)")
+    p.add_argument("run")
+    p.add_argument("--out", help="also write the table as CSV")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=_gaps)
+
+    p = sub.add_parser("report", help="one self-contained HTML report for policy readers")
+    p.add_argument("run")
+    p.add_argument("--out", required=True, help="HTML file to write")
+    p.add_argument("--boundaries", help="borough boundary file for a choropleth")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=_report)
     return parser
 
 

@@ -24,6 +24,10 @@ class RunFolderError(PASError, OSError):
     """A run folder is missing, incomplete, or would be overwritten."""
 
 
+class QueryError(PASError, ValueError):
+    """A question a run cannot answer: a driver, borough or target level it does not have."""
+
+
 def data_error(
     path: object,
     message: str,

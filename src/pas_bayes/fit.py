@@ -9,6 +9,7 @@ A run folder holds::
     exclusions.csv          rows left out, by reason, adding up to the input
     item_missingness.csv    answered / non-substantive counts per year and item
     driver_scaling.csv      how composite drivers were standardised
+    wards.csv               ward id, name, borough and respondents modelled
     provenance.json         data file and SHA-256, spec digest, seed, sampler
                             settings, package versions, timings, command line
 
@@ -58,6 +59,7 @@ class Run:
     idata: xr.DataTree
     provenance: dict[str, Any]
     exclusions: pd.DataFrame
+    wards: pd.DataFrame
 
 
 def package_versions() -> dict[str, str]:
@@ -169,6 +171,7 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
         survey.exclusions.to_csv(tmp / "exclusions.csv", index=False)
         survey.item_missingness.to_csv(tmp / "item_missingness.csv", index=False)
         survey.driver_scaling.to_csv(tmp / "driver_scaling.csv", index=False)
+        ward_table(survey.frame).to_csv(tmp / "wards.csv", index=False)
         (tmp / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")
         _check_destination(out, force)
         if out.exists():
@@ -182,6 +185,13 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
         if tmp.exists():
             shutil.rmtree(tmp)
     return out
+
+
+def ward_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Ward id, name, borough and respondents modelled, one row per ward in the data."""
+    return (frame.groupby(["borough", "ward"], sort=False)
+            .agg(ward_name=("ward_name", "first"), respondents=("row", "size")).reset_index()
+            [["ward", "ward_name", "borough", "respondents"]])
 
 
 def load_run(path: str | Path) -> Run:
@@ -211,5 +221,8 @@ def load_run(path: str | Path) -> Run:
         raise RunFolderError(f"{path}: spec.json does not match the spec the posterior was fitted "
                              "with (was it edited?). What to do: restore it, or fit again")
     spec = spec_from_dict(table)
+    wards_file = path / "wards.csv"
+    wards = (pd.read_csv(wards_file, dtype={"ward": str, "ward_name": str}, keep_default_na=False)
+             if wards_file.exists() else pd.DataFrame(columns=["ward", "ward_name", "borough", "respondents"]))
     return Run(path=path, spec=spec, idata=idata, provenance=provenance,
-               exclusions=pd.read_csv(path / "exclusions.csv"))
+               exclusions=pd.read_csv(path / "exclusions.csv"), wards=wards)

@@ -66,6 +66,32 @@ BOROUGHS: tuple[Borough, ...] = tuple(
 )
 
 BOROUGH_NAMES: tuple[str, ...] = tuple(b.name for b in BOROUGHS)
+
+#: A tile-grid map of the 32 boroughs: (column, row), row 0 at the south. Made once by
+#: assigning each borough's centroid (London_Boroughs.gpkg, EPSG:27700) to a cell of an
+#: 8 x 6 grid with the least total squared distance, so neighbours stay neighbours.
+TILE_GRID: dict[str, tuple[int, int]] = {
+    "Barking and Dagenham": (6, 3), "Barnet": (2, 5), "Bexley": (6, 2), "Brent": (2, 4),
+    "Bromley": (5, 0), "Camden": (3, 3), "Croydon": (4, 0), "Ealing": (1, 3), "Enfield": (4, 5),
+    "Greenwich": (5, 2), "Hackney": (4, 4), "Hammersmith and Fulham": (2, 2), "Haringey": (3, 5),
+    "Harrow": (1, 4), "Havering": (7, 4), "Hillingdon": (0, 3), "Hounslow": (1, 2), "Islington": (3, 4),
+    "Kensington and Chelsea": (2, 3), "Kingston upon Thames": (2, 0), "Lambeth": (4, 1),
+    "Lewisham": (5, 1), "Merton": (2, 1), "Newham": (5, 3), "Redbridge": (6, 4),
+    "Richmond upon Thames": (1, 1), "Southwark": (4, 2), "Sutton": (3, 0), "Tower Hamlets": (4, 3),
+    "Waltham Forest": (5, 4), "Wandsworth": (3, 1), "Westminster": (3, 2),
+}
+
+#: Three-letter labels for map tiles.
+BOROUGH_ABBREVIATIONS: dict[str, str] = {
+    "Barking and Dagenham": "BAR", "Barnet": "BRN", "Bexley": "BXL", "Brent": "BRT", "Bromley": "BRM",
+    "Camden": "CMD", "Croydon": "CRD", "Ealing": "EAL", "Enfield": "ENF", "Greenwich": "GRN",
+    "Hackney": "HCK", "Hammersmith and Fulham": "HMS", "Haringey": "HGY", "Harrow": "HRW",
+    "Havering": "HVG", "Hillingdon": "HDN", "Hounslow": "HNS", "Islington": "ISL",
+    "Kensington and Chelsea": "KNS", "Kingston upon Thames": "KTN", "Lambeth": "LAM", "Lewisham": "LSH",
+    "Merton": "MRT", "Newham": "NWM", "Redbridge": "RDB", "Richmond upon Thames": "RCH",
+    "Southwark": "SWK", "Sutton": "STN", "Tower Hamlets": "TOW", "Waltham Forest": "WTH",
+    "Wandsworth": "WNS", "Westminster": "WST",
+}
 BOROUGH_BY_NAME: dict[str, Borough] = {b.name: b for b in BOROUGHS}
 
 

@@ -18,12 +18,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from pas_bayes.errors import PASError
+from pas_bayes.errors import QueryError
+from pas_bayes.geography import normalise_borough
 from pas_bayes.predictions import Posterior, is_binary
-
-
-class ScenarioError(PASError, ValueError):
-    """A scenario asks for something the run cannot answer."""
 
 
 @dataclass(frozen=True)
@@ -46,28 +43,28 @@ def run_scenario(post: Posterior, scenario: Scenario) -> pd.DataFrame:
 
     Raises
     ------
-    ScenarioError
+    QueryError
         Unknown driver or borough, or a target outside the driver's range.
     """
     if scenario.driver not in post.drivers:
-        raise ScenarioError(f"driver {scenario.driver!r} is not in this run; it has {post.drivers}")
+        raise QueryError(f"driver {scenario.driver!r} is not in this run; it has {post.drivers}")
     if scenario.borough is None:
         members = np.arange(post.X.shape[0])
         place = "London"
     else:
-        if scenario.borough not in post.boroughs:
-            raise ScenarioError(f"borough {scenario.borough!r} is not in this run; use one of {post.boroughs}")
-        members = np.flatnonzero(post.borough_idx == post.boroughs.index(scenario.borough))
-        place = scenario.borough
+        place = normalise_borough(scenario.borough) or scenario.borough
+        if place not in post.boroughs:
+            raise QueryError(f"borough {scenario.borough!r} is not in this run; use one of {post.boroughs}")
+        members = np.flatnonzero(post.borough_idx == post.boroughs.index(place))
     d = post.drivers.index(scenario.driver)
     x = post.X[members, d]
     binary = is_binary(post.X[:, d])
     current = float(x.mean())
     if binary and not 0.0 <= scenario.to <= 1.0:
-        raise ScenarioError(f"{scenario.driver} is yes/no: --to is a share of residents between 0 and 1, "
+        raise QueryError(f"{scenario.driver} is yes/no: --to is a share of residents between 0 and 1, "
                             f"got {scenario.to}")
     if not binary and not -3.0 <= scenario.to <= 3.0:
-        raise ScenarioError(f"{scenario.driver} is a score in London SD units: --to is a mean between -3 and 3, "
+        raise QueryError(f"{scenario.driver} is a score in London SD units: --to is a mean between -3 and 3, "
                             f"got {scenario.to}")
 
     change = np.empty(post.n_draws)

@@ -7,6 +7,7 @@ beside it, each written to a temporary name and renamed into place.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -54,6 +55,12 @@ class PlotResult:
     def __init__(self, figure: plt.Figure, numbers: pd.DataFrame) -> None:
         self.figure = figure
         self.numbers = numbers
+
+    def png_bytes(self) -> bytes:
+        """The figure as PNG bytes (for embedding); the figure stays open."""
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, dpi=110, bbox_inches="tight", format="png")
+        return buffer.getvalue()
 
     def save(self, path: str | Path, *, force: bool = False) -> Path:
         """Write PNG + CSV (see :func:`save_figure`)."""

@@ -1,78 +1,88 @@
-"""Borough caterpillar plot of one driver's total slope, ranked, with 50% and 90% intervals."""
+"""Borough caterpillar plot of one driver's effect, ranked, with 50% and 90% intervals."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import xarray as xr
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from pas_bayes.effects import slope_draws
-from pas_bayes.plots._style import OKABE_ITO, PlotResult, draw_intervals, interval_rows, to_percentage_points
+from pas_bayes.plots._style import OKABE_ITO, PlotResult, draw_intervals, interval_rows
+from pas_bayes.rankings import rank_table
 
 
-def plot_borough_slopes(idata: xr.DataTree, driver: str, *, label: str, outcome_label: str,
-                        base_rate: float) -> PlotResult:
-    """Rank boroughs by how strongly ``driver`` goes with the outcome, with uncertainty.
+def mark_against(rows: dict[str, np.ndarray], reference: np.ndarray) -> np.ndarray:
+    """'above', 'below' or 'unclear': a place's 90% interval wholly above / below the reference median."""
+    centre = float(np.median(reference))
+    return np.where(rows["q05"] > centre, "above", np.where(rows["q95"] < centre, "below", "unclear"))
+
+
+def plot_borough_slopes(ame_borough: np.ndarray, ame_london: np.ndarray, *, boroughs: list[str], driver: str,
+                        label: str, outcome_phrase: str) -> PlotResult:
+    """Rank boroughs by how much ``driver`` goes with the outcome, with uncertainty.
+
+    Parameters
+    ----------
+    ame_borough, ame_london
+        (S, B) and (S,) draws of the driver's average marginal effect (points)
+        over each borough's residents and over London's.
 
     Boroughs whose 90% interval lies wholly above (below) London's posterior
-    median are marked in orange (blue); grey ones cannot be told apart from
-    London with these data. London's effect is the vertical line and band.
+    median are orange (blue); grey ones cannot be told apart from London with
+    these data. London's effect is the vertical line and its 90% band.
 
     Returns
     -------
     PlotResult
-        The figure, and per borough the percentage-point and log-odds
-        summaries, the probability its effect exceeds London's, and its mark.
+        The figure; per borough the pp summaries, the probability its effect
+        exceeds London's, the probability it is in the top five, its rank interval
+        and its mark.
     """
-    drivers = [str(d) for d in idata["posterior"]["driver"].values]
-    if driver not in drivers:
-        raise KeyError(f"driver {driver!r} is not in this run; it has {drivers}")
-    j = drivers.index(driver)
-    boroughs = [str(b) for b in idata["posterior"]["borough"].values]
-    slopes = slope_draws(idata)
-    london = slopes["london"][:, j]
-    borough = slopes["borough"][:, :, j]
-    pp, pp_london = to_percentage_points(borough, base_rate), to_percentage_points(london, base_rate)
-    rows, rows_logit = interval_rows(pp), interval_rows(borough)
-    london_rows = interval_rows(pp_london)
-    p_above = (borough > london[:, None]).mean(axis=0)
-    above = rows["q05"] > london_rows["q50"]
-    below = rows["q95"] < london_rows["q50"]
+    rows = interval_rows(ame_borough)
+    london_rows = interval_rows(ame_london[:, None])
+    marks = mark_against(rows, ame_london)
+    ranks = rank_table(ame_borough, ame_london, boroughs).set_index("place").loc[boroughs]
     order = np.argsort(rows["mean"])
+    palette = {"above": OKABE_ITO["orange"], "below": OKABE_ITO["blue"], "unclear": OKABE_ITO["grey"]}
 
-    fig, ax = plt.subplots(figsize=(8, 0.28 * len(boroughs) + 2.2))
-    ax.axvspan(london_rows["q05"], london_rows["q95"], color=OKABE_ITO["grey"], alpha=0.18)
-    ax.axvline(london_rows["q50"], color=OKABE_ITO["black"], linewidth=1)
-    y = np.arange(len(boroughs))
-    colours = np.where(above, OKABE_ITO["orange"], np.where(below, OKABE_ITO["blue"], OKABE_ITO["grey"]))
+    fig, ax = plt.subplots(figsize=(8.5, 0.28 * len(boroughs) + 2.2))
+    ax.axvspan(london_rows["q05"][0], london_rows["q95"][0], color=OKABE_ITO["grey"], alpha=0.18)
+    ax.axvline(london_rows["q50"][0], color=OKABE_ITO["black"], linewidth=1)
     for pos, i in enumerate(order):
-        draw_intervals(ax, np.array([pos]), {k: v[i:i + 1] for k, v in rows.items()}, colours[i])
-    ax.set_yticks(y, [boroughs[i] for i in order], fontsize=8)
-    ax.set_xlabel(f"Change in the chance a resident would {outcome_label} (percentage points)\n"
-                  f"at London's rate of {100 * base_rate:.0f}%; thick bar 50%, thin bar 90% interval")
-    top, bottom = boroughs[order[-1]], boroughs[order[0]]
-    n_diff = int(above.sum() + below.sum())
-    ax.set_title(f"{label}: strongest in {top}, weakest in {bottom};\n"
-                 f"{n_diff} of {len(boroughs)} boroughs clearly differ from London "
-                 "(90% interval wholly above or below it)", loc="left", fontsize=11)
+        draw_intervals(ax, np.array([pos]), {k: v[i:i + 1] for k, v in rows.items()}, palette[marks[i]])
+    ax.set_yticks(np.arange(len(boroughs)),
+                  [f"{boroughs[i]}  (rank {ranks['rank_q05'].iat[i]}-{ranks['rank_q95'].iat[i]})" for i in order],
+                  fontsize=8)
+    ax.set_xlabel(f"Change in the share of residents who {outcome_phrase} (percentage points),\n"
+                  "averaged over the borough's residents; thick bar 50%, thin bar 90% interval; "
+                  "90% rank interval in brackets")
+    top = order[-1]
+    above = [boroughs[i] for i in order[::-1] if marks[i] == "above"]
+    if above:
+        finding = f"{label} matters most in {', '.join(above[:3])}{' and others' if len(above) > 3 else ''}"
+    else:
+        finding = f"{label}: no borough clearly stands above London (highest: {boroughs[top]})"
+    ax.set_title(f"{finding};\n{int((marks != 'unclear').sum())} of {len(boroughs)} boroughs clearly differ "
+                 f"from London; {boroughs[top]} is top-five with probability {100 * ranks['prob_top'].iat[top]:.0f}%",
+                 loc="left", fontsize=11)
     ax.legend(handles=[
         Patch(color=OKABE_ITO["grey"], alpha=0.18, label="London, 90% interval"),
         Line2D([], [], color=OKABE_ITO["black"], linewidth=1, label="London"),
-        Line2D([], [], color=OKABE_ITO["orange"], linewidth=4, label="clearly above London"),
-        Line2D([], [], color=OKABE_ITO["blue"], linewidth=4, label="clearly below London"),
-        Line2D([], [], color=OKABE_ITO["grey"], linewidth=4, label="cannot be told apart"),
+        Line2D([], [], color=palette["above"], linewidth=4, label="clearly above London"),
+        Line2D([], [], color=palette["below"], linewidth=4, label="clearly below London"),
+        Line2D([], [], color=palette["unclear"], linewidth=4, label="cannot be told apart"),
     ], loc="lower right", frameon=True, framealpha=0.9, fontsize=8)
     ax.grid(axis="x", alpha=0.3)
 
     numbers = pd.DataFrame({
         "borough": boroughs, "driver": driver,
         **{f"pp_{k}": v for k, v in rows.items()},
-        **{f"logit_{k}": v for k, v in rows_logit.items()},
-        "prob_above_london": p_above,
-        "mark": np.where(above, "above London", np.where(below, "below London", "not distinguishable")),
-        "base_rate": base_rate,
+        "prob_above_london": ranks["prob_above_reference"].to_numpy(),
+        "prob_top5": ranks["prob_top"].to_numpy(),
+        "rank_q05": ranks["rank_q05"].to_numpy(), "rank_q50": ranks["rank_q50"].to_numpy(),
+        "rank_q95": ranks["rank_q95"].to_numpy(),
+        "mark": marks,
+        "london_pp_mean": london_rows["mean"][0],
     }).iloc[order[::-1]].reset_index(drop=True)
     return PlotResult(fig, numbers)
