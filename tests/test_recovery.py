@@ -32,7 +32,7 @@ def recovered(tmp_path_factory):
     run_path = fit_run(spec, read_survey(path, spec), folder / "run", progressbar=False)
     run = load_run(run_path)
     truth = pd.read_csv(folder / "data" / "truth_effects.csv", keep_default_na=False).query("outcome == 'confidence'")
-    return run, driver_effects(run.idata), truth
+    return run, driver_effects(run.idata, probability_scale=False), truth
 
 
 def test_london_effects_lie_in_their_intervals(recovered):

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pas_bayes.atomic import atomic_write
+from pas_bayes.atomic import atomic_write, refuse_existing
 from pas_bayes.errors import PASError, RunFolderError, SpecError
 
 
@@ -68,6 +68,7 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 
 def _effects(args: argparse.Namespace) -> int:
+    refuse_existing([Path(args.out)], force=args.force)
     from pas_bayes.effects import driver_effects
     from pas_bayes.fit import load_run
 
@@ -98,6 +99,7 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _rankings(args: argparse.Namespace) -> int:
+    refuse_existing([Path(args.out)], force=args.force)
 
     summary = _summary(args.run)
     table = summary.ward_rankings if args.wards else summary.borough_rankings
@@ -110,16 +112,21 @@ def _rankings(args: argparse.Namespace) -> int:
 
 def _scenario(args: argparse.Namespace) -> int:
     from pas_bayes.scenario import Scenario, describe, run_scenario
+    from pas_bayes.summaries import BINARY_PHRASES
 
+    if args.out:
+        refuse_existing([Path(args.out)], force=args.force)
     summary = _summary(args.run)
     result = run_scenario(summary.post, Scenario(driver=args.driver, to=args.to, borough=args.borough))
-    print(describe(result.iloc[0], summary.outcome_phrase))
+    print(describe(result.iloc[0], summary.outcome_phrase, BINARY_PHRASES.get(args.driver)))
     if args.out:
         atomic_write(Path(args.out), lambda p: result.to_csv(p, index=False, float_format="%.6g"), force=args.force)
     return 0
 
 
 def _gaps(args: argparse.Namespace) -> int:
+    if args.out:
+        refuse_existing([Path(args.out)], force=args.force)
 
     summary = _summary(args.run)
     table = summary.gaps
@@ -134,6 +141,8 @@ def _gaps(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from pas_bayes.report import write_report
 
+    # Checked before the summaries are computed: a refusal should be instant.
+    refuse_existing([Path(args.out)], force=args.force)
     summary = _summary(args.run)
     path = write_report(summary, args.out, force=args.force, boundaries=args.boundaries)
     print(f"Wrote {path}")

@@ -21,11 +21,7 @@ from pas_bayes import __version__
 from pas_bayes.atomic import atomic_write_text
 from pas_bayes.figures import MAP_DRIVERS, build_figures
 from pas_bayes.plots._style import PlotResult
-from pas_bayes.summaries import RunSummary
-
-#: How each binary driver reads in a sentence.
-BINARY_PHRASES = {"visibility": "seeing officers patrol at least weekly",
-                  "informed": "feeling very well informed about local policing"}
+from pas_bayes.summaries import BINARY_PHRASES, RunSummary
 
 CSS = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; max-width: 1000px; margin: 2em auto;

@@ -96,13 +96,18 @@ def run_scenario(post: Posterior, scenario: Scenario) -> pd.DataFrame:
     }])
 
 
-def describe(row: pd.Series, outcome_phrase: str) -> str:
-    """One plain-English sentence for a scenario result."""
+def describe(row: pd.Series, outcome_phrase: str, driver_phrase: str | None = None) -> str:
+    """One plain-English sentence for a scenario result.
+
+    ``driver_phrase`` names the driver in words ("seeing officers patrol at least weekly").
+    """
+    what = driver_phrase or row["driver"]
     if row["kind"] == "share":
-        move = f"the share of residents with {row['driver']} went from {100 * row['current']:.0f}% to " \
-               f"{100 * row['target']:.0f}%"
+        move = f"the share of residents {what} went from {100 * row['current']:.0f}% to {100 * row['target']:.0f}%"
     else:
-        move = f"the mean {row['driver']} score went from {row['current']:+.2f} to {row['target']:+.2f} SD"
+        # Adding 0.0 turns a rounded -0.00 into +0.00.
+        move = (f"the mean {what} score went from {round(row['current'], 2) + 0.0:+.2f} to "
+                f"{round(row['target'], 2) + 0.0:+.2f} SD")
     return (f"In {row['place']}, if {move}, the share who {outcome_phrase} would change by "
             f"{row['change_pp_mean']:+.1f} points (90% interval {row['change_pp_q05']:+.1f} to "
             f"{row['change_pp_q95']:+.1f}), from about {row['baseline_pct_mean']:.0f}% now.")

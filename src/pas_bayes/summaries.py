@@ -21,6 +21,10 @@ from pas_bayes.ppc import replicated_shares
 from pas_bayes.predictions import Posterior, load_posterior
 from pas_bayes.rankings import borough_rankings, ward_rankings
 
+#: How each binary driver reads in a sentence.
+BINARY_PHRASES = {"visibility": "seeing officers patrol at least weekly",
+                  "informed": "feeling very well informed about local policing"}
+
 #: How each outcome's positive answer reads in a sentence ("the share who ...").
 OUTCOME_PHRASES = {
     "confidence": "say the local police do a good job",
