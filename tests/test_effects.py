@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pas_bayes.effects import EFFECT_COLUMNS, draws, driver_effects
+from pas_bayes.effects import EFFECT_COLUMNS, driver_effects
 from pas_bayes.fit import load_run
-from pas_bayes.predictions import load_posterior, marginal_effect_draws
+from pas_bayes.predictions import draws, load_posterior, marginal_effect_draws
 
 
 @pytest.fixture(scope="module")

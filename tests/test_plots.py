@@ -7,7 +7,6 @@ from pas_bayes.errors import RunFolderError
 from pas_bayes.fit import load_run
 from pas_bayes.geography import BOROUGH_NAMES, TILE_GRID
 from pas_bayes.plots import plot_borough_choropleth, plot_borough_slopes, plot_borough_tile_map
-from pas_bayes.plots._style import to_percentage_points
 from pas_bayes.summaries import summarise_run
 
 from .conftest import SHARED, need_shared
@@ -76,12 +75,6 @@ def test_choropleth_reads_the_real_boundaries(summary):
     assert len(result.numbers) == 32
     drawn = sum(len(ax.collections) for ax in result.figure.axes)
     assert drawn >= 32
-
-
-def test_percentage_points_conversion():
-    assert to_percentage_points(0.0, 0.47) == pytest.approx(0.0)
-    assert to_percentage_points(100.0, 0.5) == pytest.approx(50.0)
-    assert to_percentage_points(-0.5, 0.5) < 0
 
 
 def test_figures_are_not_overwritten_without_force(figures, small_run, summary):

@@ -98,3 +98,22 @@ def test_diagnostics_are_clean(recovered):
     run, _, _ = recovered
     report = diagnose(run.idata)
     assert report.passed, report.to_text()
+
+
+def test_rankings_point_to_the_boroughs_where_visibility_truly_matters_most(recovered):
+    """The policy summaries (pp rankings) single out boroughs whose true effect is high, and
+    their probabilities are not overconfident: boroughs called 'above London' truly are."""
+    from pas_bayes.summaries import summarise_run
+
+    run, _, truth = recovered
+    summary = summarise_run(run, max_draws=600)
+    ranks = summary.borough_rankings.query("driver == 'visibility'").set_index("borough")
+    true = truth[(truth.level == "borough") & (truth.driver == "visibility")].set_index("borough")["value"]
+    true_london = truth[(truth.level == "london") & (truth.driver == "visibility")]["value"].item()
+    likely_top = set(ranks["prob_top5"].nlargest(3).index)
+    assert len(likely_top & set(true.nlargest(6).index)) >= 2, (likely_top, true.nlargest(6))
+    called_above = ranks.index[ranks["prob_above_london"] > 0.95]
+    if len(called_above):
+        assert (true.loc[called_above] > true_london).mean() >= 0.8, true.loc[called_above]
+    # Mean P(top five) of the true top five is well above the 5/32 of a coin toss.
+    assert ranks.loc[true.nlargest(5).index, "prob_top5"].mean() > 0.3

@@ -24,16 +24,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pas_bayes.predictions import Posterior, average_marginal_effects, load_posterior
+from pas_bayes.predictions import Posterior, average_marginal_effects, draws, load_posterior
 
 EFFECT_COLUMNS = ("level", "borough", "ward", "driver", "scale", "mean", "sd", "q05", "q50", "q95")
-
-
-def draws(idata: xr.DataTree, var: str) -> np.ndarray:
-    """Posterior draws of ``var`` as an array with chain and draw merged first."""
-    da = idata["posterior"][var]
-    values = da.values
-    return values.reshape((-1, *values.shape[2:]))
 
 
 def _coord(idata: xr.DataTree, dim: str) -> list[str]:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from pas_bayes.effects import draws
 from pas_bayes.errors import QueryError
 from pas_bayes.geography import normalise_borough
 from pas_bayes.plots import (
@@ -21,6 +20,7 @@ from pas_bayes.plots import (
     plot_ward_extremes,
 )
 from pas_bayes.plots._style import PlotResult
+from pas_bayes.predictions import draws
 from pas_bayes.summaries import RunSummary
 
 MAP_DRIVERS = ("engagement", "visibility")

@@ -77,9 +77,14 @@ class Posterior:
             yield slice(start, min(start + DRAW_BLOCK, self.n_draws))
 
 
-def _flat(idata: xr.DataTree, var: str, keep: np.ndarray) -> np.ndarray:
+def draws(idata: xr.DataTree, var: str) -> np.ndarray:
+    """Posterior draws of ``var`` as an array with chain and draw merged first (chain-major)."""
     values = idata["posterior"][var].values
-    return values.reshape((-1, *values.shape[2:]))[keep]
+    return values.reshape((-1, *values.shape[2:]))
+
+
+def _flat(idata: xr.DataTree, var: str, keep: np.ndarray) -> np.ndarray:
+    return draws(idata, var)[keep]
 
 
 def select_draws(n_chains: int, n_draws: int, max_draws: int) -> np.ndarray:

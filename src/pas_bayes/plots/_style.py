@@ -16,7 +16,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from scipy.special import expit, logit
 
 from pas_bayes.atomic import atomic_write, refuse_existing
 
@@ -25,11 +24,6 @@ OKABE_ITO = {
     "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7", "black": "#000000",
     "grey": "#999999",
 }
-
-
-def to_percentage_points(logit_effect: np.ndarray, base_rate: float) -> np.ndarray:
-    """Change in probability, in points, of adding ``logit_effect`` at ``base_rate``."""
-    return 100.0 * (expit(logit(base_rate) + logit_effect) - base_rate)
 
 
 def save_figure(fig: plt.Figure, numbers: pd.DataFrame, path: str | Path, *, force: bool) -> Path:
