@@ -84,3 +84,9 @@ def test_figures_are_not_overwritten_without_force(figures, small_run, summary):
                             outcome_phrase="x").save(figures / "borough_slopes_engagement")
     assert main(["plot", str(small_run), "--out", str(figures), "--drivers", "informed"]) == 2
     assert main(["plot", str(small_run), "--out", str(figures), "--drivers", "luck"]) == 2
+
+
+def test_probabilities_are_never_printed_as_certainties():
+    from pas_bayes.plots._style import percent
+
+    assert percent(1.0) == "over 99.9%" and percent(0.0) == "under 0.1%" and percent(0.874) == "87%"

@@ -20,7 +20,7 @@ import pandas as pd
 from pas_bayes import __version__
 from pas_bayes.atomic import atomic_write_text
 from pas_bayes.figures import MAP_DRIVERS, build_figures
-from pas_bayes.plots._style import PlotResult
+from pas_bayes.plots._style import PlotResult, percent
 from pas_bayes.summaries import BINARY_PHRASES, RunSummary
 
 CSS = """
@@ -75,7 +75,7 @@ def key_findings(summary: RunSummary, drivers: tuple[str, ...]) -> list[str]:
     out = [f"Across London, {summary.label(post.drivers[top])} matters most: "
            f"{_driver_sentence(summary, post.drivers[top])} goes with a {means[top]:.0f}-point higher chance that a "
            f"resident would {phrase} (90% interval {lo:.0f} to {hi:.0f}); the probability that it is the "
-           f"strongest of the {len(post.drivers)} drivers is {100 * p_top:.0f}%. In order: "
+           f"strongest of the {len(post.drivers)} drivers is {percent(p_top)}. In order: "
            + ", ".join(f"{summary.label(post.drivers[i])} ({means[i]:+.0f})" for i in order) + "."]
     ranks = summary.borough_rankings
     for driver in drivers:
@@ -88,14 +88,14 @@ def key_findings(summary: RunSummary, drivers: tuple[str, ...]) -> list[str]:
             out.append(f"No borough clearly stands out for {summary.label(driver).lower()}: the highest, "
                        f"{best['borough']}, has {best['mean']:.0f} points (90% interval {best['q05']:.0f} to "
                        f"{best['q95']:.0f}) against {l_mean:.0f} across London, and its probability of "
-                       f"exceeding London's effect is {100 * best['prob_above_london']:.0f}%.")
+                       f"exceeding London's effect is {percent(best['prob_above_london'])}.")
             continue
         for row in clear.head(3).itertuples(index=False):
             out.append(f"In {row.borough}, {_driver_sentence(summary, driver)} is associated with a "
                        f"{row.mean:.0f}-point higher chance that a resident would {phrase} (90% interval "
                        f"{row.q05:.0f} to {row.q95:.0f}), against {l_mean:.0f} points across London; probability "
-                       f"it exceeds London's effect {100 * row.prob_above_london:.0f}%, of being in the top five "
-                       f"{100 * row.prob_top5:.0f}% (rank {row.rank_q05} to {row.rank_q95}).")
+                       f"it exceeds London's effect {percent(row.prob_above_london)}, of being in the top five "
+                       f"{percent(row.prob_top5)} (rank {row.rank_q05} to {row.rank_q95}).")
         below = table[table["q95"] < float(np.median(london_d))]
         if not below.empty:
             out.append(f"{summary.label(driver)} matters clearly less than across London in "
@@ -106,7 +106,7 @@ def key_findings(summary: RunSummary, drivers: tuple[str, ...]) -> list[str]:
         out.append(f"After accounting for all the drivers, {worst['level']} residents remain {abs(worst['q50']):.0f} "
                    f"points less likely to {phrase} than {worst['reference']} residents (90% interval "
                    f"{abs(worst['q95']):.0f} to {abs(worst['q05']):.0f}; probability of a real gap "
-                   f"{100 * worst['prob_below_reference']:.0f}%).")
+                   f"{percent(worst['prob_below_reference'])}).")
     return out
 
 

@@ -43,6 +43,15 @@ def save_figure(fig: plt.Figure, numbers: pd.DataFrame, path: str | Path, *, for
     return png
 
 
+def percent(probability: float) -> str:
+    """A posterior probability as text, never a false certainty: "over 99.9%", "under 0.1%", "87%"."""
+    if probability >= 0.999:
+        return "over 99.9%"
+    if probability <= 0.001:
+        return "under 0.1%"
+    return f"{100 * probability:.0f}%"
+
+
 class PlotResult:
     """A drawn figure and the numbers it shows; keep composing ``figure`` or ``save`` it."""
 

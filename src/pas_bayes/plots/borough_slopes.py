@@ -8,7 +8,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from pas_bayes.plots._style import OKABE_ITO, PlotResult, draw_intervals, interval_rows
+from pas_bayes.plots._style import OKABE_ITO, PlotResult, draw_intervals, interval_rows, percent
 from pas_bayes.rankings import rank_table
 
 
@@ -64,7 +64,7 @@ def plot_borough_slopes(ame_borough: np.ndarray, ame_london: np.ndarray, *, boro
     else:
         finding = f"{label}: no borough clearly stands above London (highest: {boroughs[top]})"
     ax.set_title(f"{finding};\n{int((marks != 'unclear').sum())} of {len(boroughs)} boroughs clearly differ "
-                 f"from London; {boroughs[top]} is top-five with probability {100 * ranks['prob_top'].iat[top]:.0f}%",
+                 f"from London; {boroughs[top]} is top-five with probability {percent(ranks['prob_top'].iat[top])}",
                  loc="left", fontsize=11)
     ax.legend(handles=[
         Patch(color=OKABE_ITO["grey"], alpha=0.18, label="London, 90% interval"),

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from pas_bayes.plots._style import OKABE_ITO, PlotResult, draw_intervals, interval_rows
+from pas_bayes.plots._style import OKABE_ITO, PlotResult, draw_intervals, interval_rows, percent
 
 
 def plot_london_effects(ame_london: np.ndarray, *, drivers: list[str], labels: Mapping[str, str],
@@ -46,7 +46,7 @@ def plot_london_effects(ame_london: np.ndarray, *, drivers: list[str], labels: M
     strongest = (ame_london.argmax(axis=1)[:, None] == np.arange(len(drivers))).mean(axis=0)
     ax.set_title(f"{labels.get(drivers[top], drivers[top])} is the strongest driver: "
                  f"{rows['q50'][top]:+.0f} points (90% interval {rows['q05'][top]:.0f} to "
-                 f"{rows['q95'][top]:.0f});\nprobability it is the strongest: {100 * strongest[top]:.0f}%",
+                 f"{rows['q95'][top]:.0f});\nprobability it is the strongest: {percent(strongest[top])}",
                  loc="left", fontsize=11)
     ax.legend(loc="lower right", frameon=False, fontsize=8)
     ax.grid(axis="x", alpha=0.3)
