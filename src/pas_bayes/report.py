@@ -156,7 +156,9 @@ def build_report(summary: RunSummary, *, drivers: tuple[str, ...] = MAP_DRIVERS,
                  boundaries: str | Path | None = None) -> str:
     """The whole report as one HTML string."""
     drivers = tuple(d for d in drivers if d in summary.post.drivers)
-    figures = build_figures(summary, drivers=drivers, boundaries=boundaries)
+    # Every figure is open until embedded (each is closed right after): about 16 at once.
+    with plt.rc_context({"figure.max_open_warning": 0}):
+        figures = build_figures(summary, drivers=drivers, boundaries=boundaries)
     run = summary.run
     outcome = run.spec.codebook().outcomes[run.spec.outcome]
     synthetic = "synthetic" in Path(run.provenance["data_file"]).name.lower()
