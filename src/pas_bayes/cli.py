@@ -139,13 +139,15 @@ def _gaps(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pas_bayes.report import write_report
+    from pas_bayes.report import export_pdf, write_report
 
     # Checked before the summaries are computed: a refusal should be instant.
-    refuse_existing([Path(args.out)], force=args.force)
+    refuse_existing([Path(args.out), *([Path(args.pdf)] if args.pdf else [])], force=args.force)
     summary = _summary(args.run)
     path = write_report(summary, args.out, force=args.force, boundaries=args.boundaries)
     print(f"Wrote {path}")
+    if args.pdf:
+        print(f"Wrote {export_pdf(path, args.pdf, force=args.force)}")
     return 0
 
 
@@ -230,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("--out", required=True, help="HTML file to write")
     p.add_argument("--boundaries", help="borough boundary file for a choropleth")
+    p.add_argument("--pdf", help="also print the report to this PDF (needs Chromium)")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=_report)
     return parser

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from pas_bayes import __version__
-from pas_bayes.atomic import atomic_write_text
+from pas_bayes.atomic import atomic_write, atomic_write_text, refuse_existing
+from pas_bayes.errors import QueryError
 from pas_bayes.figures import MAP_DRIVERS, build_figures
 from pas_bayes.plots._style import PlotResult, percent
 from pas_bayes.summaries import BINARY_PHRASES, RunSummary
@@ -228,3 +229,38 @@ def write_report(summary: RunSummary, out: str | Path, *, force: bool = False,
                  boundaries: str | Path | None = None) -> Path:
     """Write the report atomically; an existing file is replaced only with ``force``."""
     return atomic_write_text(out, build_report(summary, boundaries=boundaries), force=force)
+
+
+def chromium_flags(browser: str, profile: str | Path) -> list[str]:
+    """Headless Chromium that touches no network (the report needs none)."""
+    return [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={profile}", "--virtual-time-budget=5000"]
+
+
+def export_pdf(report: str | Path, pdf: str | Path, *, force: bool = False) -> Path:
+    """Print the HTML report to PDF with headless Chromium (Debian's ``chromium``).
+
+    Raises
+    ------
+    QueryError
+        When no Chromium is installed, or it fails to write the PDF.
+    """
+    import shutil
+    import subprocess
+    import tempfile
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        raise QueryError("no Chromium found for the PDF export. What to do: install Debian's chromium "
+                         "(apt-get install chromium), or print report.html from any browser")
+    pdf = Path(pdf)
+    refuse_existing([pdf], force=force)
+    with tempfile.TemporaryDirectory() as profile:
+        def render(tmp: str) -> None:
+            done = subprocess.run([*chromium_flags(browser, profile), f"--print-to-pdf={tmp}",
+                                   "--no-pdf-header-footer", Path(report).resolve().as_uri()],
+                                  capture_output=True, text=True, timeout=300)
+            if not Path(tmp).stat().st_size:
+                raise QueryError(f"Chromium wrote no PDF: {done.stderr[-500:]}")
+        return atomic_write(pdf, render, force=True)
