@@ -67,3 +67,19 @@ def test_report_displays_in_headless_chromium(report, tmp_path):
     assert pixels.getextrema()[1] - pixels.getextrema()[0] > 100  # not a blank page
     pdf = export_pdf(report, tmp_path / "report.pdf")
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 50_000
+
+
+def test_a_lean_model_still_gets_its_figures_and_report(small_survey, tmp_path):
+    """No demographics, no ward slopes, two drivers: every output adapts instead of failing."""
+    spec = tmp_path / "lean.toml"
+    spec.write_text('[model]\nname = "lean"\noutcome = "trust"\ndrivers = ["security", "informed"]\n'
+                    'ward_slopes = []\ndemographics = []\n[sampler]\ndraws = 80\ntune = 120\nchains = 2\n')
+    run = tmp_path / "run"
+    assert main(["fit", str(spec), "--data", str(small_survey), "--out", str(run), "--no-progress"]) == 0
+    assert main(["plot", str(run), "--out", str(tmp_path / "figs")]) == 0
+    stems = {p.stem for p in (tmp_path / "figs").glob("*.png")}
+    assert {"london_driver_effects", "borough_map_security", "ppc_by_borough"} <= stems
+    assert "demographic_gaps" not in stems
+    assert main(["report", str(run), "--out", str(tmp_path / "r.html")]) == 0
+    text = (tmp_path / "r.html").read_text()
+    assert "no demographic effects" in text and "agree the Met is an organisation they can trust" in text

@@ -88,11 +88,11 @@ def _summary(run_path: str):
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from pas_bayes.figures import MAP_DRIVERS, build_figures, write_figures
+    from pas_bayes.figures import build_figures, write_figures
 
     summary = _summary(args.run)
-    figures = build_figures(summary, drivers=tuple(args.drivers or MAP_DRIVERS), ward_borough=args.borough,
-                            boundaries=args.boundaries)
+    figures = build_figures(summary, drivers=tuple(args.drivers) if args.drivers else None,
+                            ward_borough=args.borough, boundaries=args.boundaries)
     for path in write_figures(figures, args.out, force=args.force):
         print(f"Wrote {path} (numbers in {path.with_suffix('.csv').name})")
     return 0
@@ -130,6 +130,8 @@ def _gaps(args: argparse.Namespace) -> int:
 
     summary = _summary(args.run)
     table = summary.gaps
+    if table.empty:
+        print("This model has no demographic effects (demographics = [] in its spec): no gaps to report.")
     for row in table.itertuples(index=False):
         print(f"  {row.demographic:<10} {row.level:<12} vs {row.reference:<6} {row.q50:+6.1f} points "
               f"(90% interval {row.q05:+.1f} to {row.q95:+.1f})")

@@ -52,7 +52,8 @@ def build_figures(summary: RunSummary, *, drivers: tuple[str, ...] | None = None
     Parameters
     ----------
     drivers
-        Drivers that get borough, map and ward figures (default engagement and visibility).
+        Drivers that get borough, map and ward figures (default: engagement and visibility,
+        those of them in the run, else the run's first driver).
     ward_borough
         Borough for the within-borough ward plots (default: the borough where the
         first driver's effect is largest).
@@ -87,7 +88,8 @@ def build_figures(summary: RunSummary, *, drivers: tuple[str, ...] | None = None
     chosen = ward_borough or post.boroughs[int(np.argmax(summary.driver_ame(first)[1].mean(axis=0)))]
     for driver in drivers:
         out[f"wards_{_slug(chosen)}_{driver}"] = ward_figure(summary, chosen, driver)
-    out["demographic_gaps"] = plot_demographic_gaps(summary.gaps, outcome_phrase=phrase)
+    if not summary.gaps.empty:
+        out["demographic_gaps"] = plot_demographic_gaps(summary.gaps, outcome_phrase=phrase)
     out["ppc_by_borough"] = plot_ppc_by_borough(summary.ppc, outcome_phrase=phrase)
     out["diagnostics"] = plot_diagnostics(summary.run.idata, summary.diagnostics)
     return out

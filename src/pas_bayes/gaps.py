@@ -46,4 +46,6 @@ def demographic_gaps(post: Posterior) -> tuple[pd.DataFrame, dict[tuple[str, str
             rows.append({"demographic": g, "level": level, "reference": reference,
                          "respondents": int(counts[j]), "mean": gap.mean(), "q05": q[0], "q50": q[1],
                          "q95": q[2], "prob_below_reference": float((gap < 0).mean())})
-    return pd.DataFrame(rows), draws
+    columns = ["demographic", "level", "reference", "respondents", "mean", "q05", "q50", "q95",
+               "prob_below_reference"]
+    return pd.DataFrame(rows, columns=columns), draws

@@ -155,8 +155,8 @@ def _data_notes(summary: RunSummary) -> str:
 
 def build_report(summary: RunSummary, *, drivers: tuple[str, ...] = MAP_DRIVERS,
                  boundaries: str | Path | None = None) -> str:
-    """The whole report as one HTML string."""
-    drivers = tuple(d for d in drivers if d in summary.post.drivers)
+    """The whole report as one HTML string (drivers not in the run are left out)."""
+    drivers = tuple(d for d in drivers if d in summary.post.drivers) or (summary.post.drivers[0],)
     # Every figure is open until embedded (each is closed right after): about 16 at once.
     with plt.rc_context({"figure.max_open_warning": 0}):
         figures = build_figures(summary, drivers=drivers, boundaries=boundaries)
@@ -204,12 +204,16 @@ def build_report(summary: RunSummary, *, drivers: tuple[str, ...] = MAP_DRIVERS,
         parts.append("<h2>Wards within a borough</h2>")
         parts += [_figure(figures[k], "Wards of one borough against the borough's own effect.") for k in ward_keys]
     parts.append("<h2>Which groups remain less positive</h2>")
-    parts.append(_figure(figures["demographic_gaps"], "Gaps after accounting for the drivers."))
-    gaps = summary.gaps[["demographic", "level", "reference", "respondents", "q50", "q05", "q95",
-                         "prob_below_reference"]]
-    parts.append(_table(gaps.assign(prob_below_reference=100 * gaps["prob_below_reference"]).rename(
-        columns={"q50": "gap (points)", "q05": "90% low", "q95": "90% high",
-                 "prob_below_reference": "P(lower than reference) %"}), 1))
+    if "demographic_gaps" in figures:
+        parts.append(_figure(figures["demographic_gaps"], "Gaps after accounting for the drivers."))
+        gaps = summary.gaps[["demographic", "level", "reference", "respondents", "q50", "q05", "q95",
+                             "prob_below_reference"]]
+        parts.append(_table(gaps.assign(prob_below_reference=100 * gaps["prob_below_reference"]).rename(
+            columns={"q50": "gap (points)", "q05": "90% low", "q95": "90% high",
+                     "prob_below_reference": "P(lower than reference) %"}), 1))
+    else:
+        parts.append("<p>This model has no demographic effects (its spec lists no demographics), so it "
+                     "cannot say which groups remain less positive.</p>")
     parts.append("<h2>Can these numbers be trusted?</h2>")
     parts.append(_trust_section(summary))
     parts.append(_figure(figures["ppc_by_borough"], "Observed share against replicated surveys, by borough."))
