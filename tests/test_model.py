@@ -77,3 +77,4 @@ def test_a_further_demographic_named_in_the_spec_gets_its_own_random_intercept(s
     assert model.named_vars_to_dims["effect_quarter"] == ("quarter",)
     assert list(model.coords["quarter"]) == ["Q1", "Q2", "Q3", "Q4"]
     assert "sd_quarter" in model.named_vars
+

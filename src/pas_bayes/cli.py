@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pas_bayes.atomic import atomic_write, refuse_existing
-from pas_bayes.errors import PASError, RunFolderError, SpecError
+from pas_bayes.errors import PASError, SpecError
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -39,9 +39,7 @@ def _fit(args: argparse.Namespace) -> int:
     data = Path(args.data) if args.data else spec.data_path()
     if data is None:
         raise SpecError(f"{args.spec}: no data file: give --data FILE or [data] path in the spec")
-    if Path(args.out).exists() and not args.force:
-        raise RunFolderError(f"{args.out} already exists. What to do: give another --out folder, or "
-                             "pass --force to replace that run")
+    refuse_existing([Path(args.out)], force=args.force)  # before reading or sampling anything
     survey = read_survey(data, spec, encoding=args.encoding)
     print(f"Read {survey.n_input_rows} rows from {data}:")
     for row in survey.exclusions.itertuples(index=False):

@@ -39,6 +39,7 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
+from pas_bayes.atomic import refuse_existing
 from pas_bayes.errors import RunFolderError
 from pas_bayes.model import build_model
 from pas_bayes.spec import ModelSpec, spec_from_dict, table_digest
@@ -98,12 +99,6 @@ def sample_posterior(model: pm.Model, spec: ModelSpec, *, progressbar: bool = Tr
         )
 
 
-def _check_destination(out: Path, force: bool) -> None:
-    if out.exists() and not force:
-        raise RunFolderError(f"{out} already exists. What to do: give another --out folder, or "
-                             "pass --force to replace that run")
-
-
 def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool = False,
             progressbar: bool = True, command: list[str] | None = None) -> Path:
     """Build the model, sample it, and write a complete run folder atomically.
@@ -132,7 +127,7 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
         When ``out`` exists and ``force`` is false (checked before sampling).
     """
     out = Path(out)
-    _check_destination(out, force)
+    refuse_existing([out], force=force)
     started = datetime.now(UTC)
     clock = time.perf_counter()
     model = build_model(spec, survey.frame)
@@ -173,7 +168,7 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
         survey.driver_scaling.to_csv(tmp / "driver_scaling.csv", index=False)
         ward_table(survey.frame).to_csv(tmp / "wards.csv", index=False)
         (tmp / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")
-        _check_destination(out, force)
+        refuse_existing([out], force=force)
         if out.exists():
             old = out.with_name(f".{out.name}.replaced-{os.getpid()}")
             os.replace(out, old)

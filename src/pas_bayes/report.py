@@ -85,11 +85,13 @@ def key_findings(summary: RunSummary, drivers: tuple[str, ...]) -> list[str]:
         l_mean = float(london_d.mean())
         clear = table[(table["q05"] > float(np.median(london_d)))].sort_values("mean", ascending=False)
         if clear.empty:
-            best = table.iloc[0]
-            out.append(f"No borough clearly stands out for {summary.label(driver).lower()}: the highest, "
-                       f"{best['borough']}, has {best['mean']:.0f} points (90% interval {best['q05']:.0f} to "
-                       f"{best['q95']:.0f}) against {l_mean:.0f} across London, and its probability of "
-                       f"exceeding London's effect is {percent(best['prob_above_london'])}.")
+            likely = table.sort_values("prob_top5", ascending=False).head(3)
+            out.append(f"No borough's effect of {summary.label(driver).lower()} is clearly above London's "
+                       f"({l_mean:.0f} points; no borough's 90% interval lies wholly above it). The boroughs most "
+                       "likely to be among the five where it matters most are "
+                       + ", ".join(f"{r.borough} ({r.mean:.0f} points, 90% interval {r.q05:.0f} to {r.q95:.0f}; "
+                                   f"probability {percent(r.prob_top5)})" for r in likely.itertuples(index=False))
+                       + ".")
             continue
         for row in clear.head(3).itertuples(index=False):
             out.append(f"In {row.borough}, {_driver_sentence(summary, driver)} is associated with a "

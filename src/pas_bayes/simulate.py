@@ -77,6 +77,9 @@ class OutcomeTruth:
     ward_intercept_sd: float
     ward_slope_sd: dict[str, float]
     demographic_effects: dict[str, dict[str, float]]
+    #: Fixed borough slope deviations that replace the drawn ones, e.g.
+    #: ``{"visibility": {"Croydon": 0.8}}``: a driver that matters more in a few named boroughs.
+    borough_slope_fixed: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def _default_confidence() -> OutcomeTruth:
@@ -321,6 +324,9 @@ def _outcome_draw(rng, spec: OutcomeTruth, boroughs, wards, borough_of, ward_of,
     beta = np.array([spec.driver_effects[d] for d in DRIVERS])
     a_b = rng.normal(0, spec.borough_intercept_sd, n_b)
     b_b = rng.normal(0, 1, (n_b, n_d)) * np.array([spec.borough_slope_sd.get(d, 0.0) for d in DRIVERS])
+    for driver, fixed in spec.borough_slope_fixed.items():
+        for borough, value in fixed.items():
+            b_b[boroughs.index(borough), DRIVERS.index(driver)] = value
     a_w = rng.normal(0, spec.ward_intercept_sd, n_w)
     b_w = rng.normal(0, 1, (n_w, n_d)) * np.array([spec.ward_slope_sd.get(d, 0.0) for d in DRIVERS])
     demo = sum(np.array([spec.demographic_effects[g][v] for v in values])

@@ -104,7 +104,7 @@ class SamplerOptions:
 
     name: str = "nutpie"
     draws: int = 1500
-    tune: int = 1000
+    tune: int = 1500
     chains: int = 4
     cores: int = 2
     seed: int = 20240401
