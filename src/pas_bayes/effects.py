@@ -88,7 +88,7 @@ def marginal_effects(post: Posterior) -> dict[str, np.ndarray]:
 
 
 def driver_effects(idata: xr.DataTree, *, probability_scale: bool = True,
-                   max_draws: int = 1000, ame: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+                   max_draws: int = 1000) -> pd.DataFrame:
     """Tidy driver effects on the log-odds scale and, by default, in percentage points.
 
     Parameters
@@ -99,8 +99,6 @@ def driver_effects(idata: xr.DataTree, *, probability_scale: bool = True,
         Add ``pp`` rows (average marginal effects); they take a few seconds a driver.
     max_draws
         Draws used for the ``pp`` rows (evenly spaced); ``logit`` rows use every draw.
-    ame
-        Average marginal effects already computed (:func:`marginal_effects`), to reuse.
 
     Returns
     -------
@@ -116,7 +114,6 @@ def driver_effects(idata: xr.DataTree, *, probability_scale: bool = True,
     slopes = slope_draws(idata)
     frames = [_tidy(level, places[level], drivers, "logit", slopes[level]) for level in places]
     if probability_scale:
-        if ame is None:
-            ame = marginal_effects(load_posterior(idata, max_draws=max_draws))
+        ame = marginal_effects(load_posterior(idata, max_draws=max_draws))
         frames += [_tidy(level, places[level], drivers, "pp", ame[level]) for level in places]
     return pd.concat(frames, ignore_index=True)[list(EFFECT_COLUMNS)]

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pas_bayes.diagnostics import DiagnosticsReport, diagnose
-from pas_bayes.effects import driver_effects, marginal_effects
+from pas_bayes.effects import marginal_effects
 from pas_bayes.fit import Run
 from pas_bayes.gaps import demographic_gaps
 from pas_bayes.ppc import replicated_shares
@@ -50,11 +50,6 @@ class RunSummary:
     def label(self, driver: str) -> str:
         """The name of a driver a policy reader knows."""
         return self.labels.get(driver, driver)
-
-    @cached_property
-    def effects(self) -> pd.DataFrame:
-        """Tidy effects, logit and pp (see :func:`pas_bayes.effects.driver_effects`)."""
-        return driver_effects(self.run.idata, ame=self.ame)
 
     @cached_property
     def borough_rankings(self) -> pd.DataFrame:
