@@ -25,7 +25,7 @@ def hand_posterior(X, *, slope=1.0, intercept=0.0, borough_idx=None, demo_effect
     return Posterior(
         drivers=[f"d{j}" for j in range(d)], boroughs=[f"b{j}" for j in range(n_b)],
         wards=[f"w{j}" for j in range(n_b)],
-        X=X.astype(float), y=np.zeros(n), borough_idx=borough_idx, ward_idx=borough_idx,
+        X=X.astype(float), X_centre=np.zeros(d), y=np.zeros(n), borough_idx=borough_idx, ward_idx=borough_idx,
         ward_borough_idx=np.arange(n_b), demographic_idx={} if demo_idx is None else {"g": demo_idx},
         demographic_levels={} if demo_effect is None else {"g": [f"l{j}" for j in range(len(demo_effect))]},
         intercept=np.full(draws, intercept), borough_intercept=np.zeros((draws, n_b)),
@@ -68,11 +68,12 @@ def test_linear_predictor_reproduces_the_model(small_run):
     """eta from the stored parts equals a direct sum for one respondent and one draw."""
     run = load_run(small_run)
     post = load_posterior(run.idata, max_draws=10)
+    assert post.X_centre == pytest.approx(post.X.mean(axis=0))
     eta = post.eta(slice(0, 1))[0]
     i = 17
     b, w = post.borough_idx[i], post.ward_idx[i]
     manual = (post.intercept[0] + post.borough_intercept[0, b] + post.ward_intercept[0, w]
-              + post.X[i] @ (post.borough_slope[0, b] + post.ward_slope_dev[0, w])
+              + (post.X[i] - post.X_centre) @ (post.borough_slope[0, b] + post.ward_slope_dev[0, w])
               + sum(post.demographic_effect[g][0, post.demographic_idx[g][i]] for g in post.demographic_effect))
     assert eta[i] == pytest.approx(manual)
 

@@ -6,8 +6,9 @@ The model (binary outcome y, respondent i in ward w within borough b, drivers x)
                        + sum_d x_id (beta_d + u_bd + v_wd)
                        + sum_g e_g[level of i in g]
 
-* ``alpha``, ``beta_d``: London intercept and driver effects (log-odds per SD
-  of a composite driver, or yes vs no for a binary one);
+* ``alpha``, ``beta_d``: London intercept (for a resident at the London mean of
+  every driver: drivers enter centred) and driver effects (log-odds per SD of a
+  composite driver, or yes vs no for a binary one);
 * ``a_b ~ N(0, sd_borough_intercept)``, ``u_bd ~ N(0, sd_borough_slope_d)``:
   borough varying intercepts and driver slopes;
 * ``a_w ~ N(0, sd_ward_intercept)``, ``v_wd ~ N(0, sd_ward_slope_d)``: ward
@@ -92,7 +93,12 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
     coords_all = {**coords, "obs": np.arange(len(frame))}
 
     with pm.Model(coords=coords_all) as model:
-        x = pm.Data("X", X, dims=("obs", "driver"))
+        x_raw = pm.Data("X", X, dims=("obs", "driver"))
+        # Drivers enter centred at their sample means (binary ones included): a ward's
+        # intercept and its yes/no slopes then barely trade off, which the group SDs need
+        # to mix well. Slopes keep their meaning; intercepts are at the average resident.
+        centre = pm.Data("X_centre", X.mean(axis=0), dims="driver")
+        x = x_raw - centre
         b_idx = pm.Data("borough_idx", borough_idx, dims="obs")
         w_idx = pm.Data("ward_idx", ward_idx, dims="obs")
         pm.Data("ward_borough_idx", ward_borough, dims="ward")

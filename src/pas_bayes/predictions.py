@@ -35,6 +35,7 @@ class Posterior:
     boroughs: list[str]
     wards: list[str]
     X: np.ndarray                # (N, D)
+    X_centre: np.ndarray         # (D,) the model's centring of the drivers
     y: np.ndarray                # (N,)
     borough_idx: np.ndarray      # (N,)
     ward_idx: np.ndarray         # (N,)
@@ -64,7 +65,7 @@ class Posterior:
         eta = (self.intercept[draws][:, None]
                + self.borough_intercept[draws][:, self.borough_idx]
                + self.ward_intercept[draws][:, self.ward_idx]
-               + np.einsum("snd,nd->sn", self.slopes(draws), X))
+               + np.einsum("snd,nd->sn", self.slopes(draws), X - self.X_centre))
         for g, effect in self.demographic_effect.items():
             idx = self.demographic_idx[g] if not demographic_override or g not in demographic_override \
                 else demographic_override[g]
@@ -120,6 +121,8 @@ def load_posterior(idata: xr.DataTree, *, max_draws: int = 1000) -> Posterior:
         boroughs=[str(b) for b in post["borough"].values],
         wards=wards,
         X=np.asarray(data["X"].values, dtype=float),
+        X_centre=(np.asarray(data["X_centre"].values, dtype=float) if "X_centre" in data.data_vars
+                  else np.zeros(len(drivers))),
         y=np.asarray(idata["observed_data"][outcome].values, dtype=float),
         borough_idx=np.asarray(data["borough_idx"].values, dtype=int),
         ward_idx=np.asarray(data["ward_idx"].values, dtype=int),
