@@ -54,6 +54,46 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dashboard(args: argparse.Namespace) -> int:
+    from pas_bayes.dashboard.fit import fit_dashboard
+    from pas_bayes.dashboard.read import read_dashboard
+    from pas_bayes.dashboard.spec import DashboardSpec, load_dashboard_spec
+    from pas_bayes.diagnostics import diagnose
+    from pas_bayes.fit import load_run
+
+    spec = load_dashboard_spec(args.spec) if args.spec else DashboardSpec()
+    spec = spec.with_changes(outcome=args.outcome, drivers=tuple(args.drivers) if args.drivers is not None else None,
+                             holdout=args.holdout, n_window=args.n_window)
+    spec = spec.with_sampler(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, cores=args.cores)
+    refuse_existing([Path(args.out)], force=args.force)
+    data = read_dashboard(args.file, london_path=args.london, sheet=args.sheet)
+    print(f"Read {data.n_input_rows} rows from {args.file}: {data.frame['borough'].nunique()} boroughs, "
+          f"{len(data.quarters)} quarters ({data.quarters[0]} to {data.quarters[-1]}); London from "
+          f"{data.london_source}")
+    for note in data.notes:
+        print(f"  note: {note}")
+    print(f"Fitting {spec.outcome} on {', '.join(spec.drivers) or 'no drivers'}"
+          f"{f', holding out the last {spec.holdout} quarters' if spec.holdout else ''}: "
+          f"{spec.sampler.chains} chains x {spec.sampler.draws} draws, seed {spec.sampler.seed}")
+    out = fit_dashboard(spec, data, args.out, force=args.force, progressbar=not args.no_progress,
+                        command=["pas-bayes", *args.argv])
+    run = load_run(out)
+    for row in run.exclusions.itertuples(index=False):
+        print(f"  {row.rows:>7}  {row.reason}")
+    print(f"Run written to {out} (sampling {run.provenance['sampling_seconds']:.0f} s)")
+    print(diagnose(run.idata).to_text())
+    return 0
+
+
+def _simulate_dashboard(args: argparse.Namespace) -> int:
+    from pas_bayes.dashboard.simulate import DashboardSimulation, write_dashboard
+
+    settings = DashboardSimulation(seed=args.seed, n_boroughs=args.boroughs, n_windows=args.quarters)
+    paths = write_dashboard(settings, args.out, force=args.force)
+    print(f"Wrote {paths['borough']}, {paths['mps']} and the truth in {paths['truth']}")
+    return 0
+
+
 def _diagnose(args: argparse.Namespace) -> int:
     from pas_bayes.diagnostics import diagnose
     from pas_bayes.fit import load_run
@@ -71,7 +111,14 @@ def _effects(args: argparse.Namespace) -> int:
     from pas_bayes.fit import load_run
 
     run = load_run(args.run)
-    table = driver_effects(run.idata, probability_scale=not args.logit_only)
+    if run.kind == "dashboard":
+        from pas_bayes.dashboard.summaries import associations
+
+        table = associations(run)
+        if args.logit_only:
+            table = table[table["scale"] == "logit"]
+    else:
+        table = driver_effects(run.idata, probability_scale=not args.logit_only)
     atomic_write(Path(args.out), lambda p: table.to_csv(p, index=False, float_format="%.6g"),
                  force=args.force)
     print(f"Wrote {len(table)} rows of driver effects ({', '.join(table['scale'].unique())}) to {args.out}")
@@ -79,17 +126,31 @@ def _effects(args: argparse.Namespace) -> int:
 
 
 def _summary(run_path: str):
+    from pas_bayes.errors import RunFolderError
     from pas_bayes.fit import load_run
     from pas_bayes.summaries import summarise_run
 
-    return summarise_run(load_run(run_path))
+    run = load_run(run_path)
+    if run.kind == "dashboard":
+        raise RunFolderError(f"{run_path} is a dashboard run (borough aggregates): rankings, scenarios and "
+                             "gaps need a respondent-level run. What to do: use `pas-bayes report` or "
+                             "`pas-bayes effects` on it, or give a run made by `pas-bayes fit`")
+    return summarise_run(run)
 
 
 def _plot(args: argparse.Namespace) -> int:
     from pas_bayes.figures import build_figures, write_figures
+    from pas_bayes.fit import load_run
+    from pas_bayes.summaries import summarise_run
 
-    summary = _summary(args.run)
-    figures = build_figures(summary, drivers=tuple(args.drivers) if args.drivers else None,
+    run = load_run(args.run)
+    if run.kind == "dashboard":
+        from pas_bayes.dashboard.figures import dashboard_figures
+
+        for path in write_figures(dashboard_figures(run), args.out, force=args.force):
+            print(f"Wrote {path} (numbers in {path.with_suffix('.csv').name})")
+        return 0
+    figures = build_figures(summarise_run(run), drivers=tuple(args.drivers) if args.drivers else None,
                             ward_borough=args.borough, boundaries=args.boundaries)
     for path in write_figures(figures, args.out, force=args.force):
         print(f"Wrote {path} (numbers in {path.with_suffix('.csv').name})")
@@ -143,8 +204,17 @@ def _report(args: argparse.Namespace) -> int:
 
     # Checked before the summaries are computed: a refusal should be instant.
     refuse_existing([Path(args.out), *([Path(args.pdf)] if args.pdf else [])], force=args.force)
-    summary = _summary(args.run)
-    path = write_report(summary, args.out, force=args.force, boundaries=args.boundaries)
+    from pas_bayes.fit import load_run
+
+    run = load_run(args.run)
+    if run.kind == "dashboard":
+        from pas_bayes.dashboard.report import write_dashboard_report
+
+        path = write_dashboard_report(run, args.out, force=args.force)
+    else:
+        from pas_bayes.summaries import summarise_run
+
+        path = write_report(summarise_run(run), args.out, force=args.force, boundaries=args.boundaries)
     print(f"Wrote {path}")
     if args.pdf:
         print(f"Wrote {export_pdf(path, args.pdf, force=args.force)}")
@@ -182,6 +252,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress display")
     p.add_argument("--force", action="store_true", help="replace the run folder if it exists")
     p.set_defaults(func=_fit)
+
+    p = sub.add_parser("dashboard", help="fit borough trends to MOPAC's published PAS dashboard")
+    p.add_argument("file", help="the dashboard workbook (.xlsx) or a CSV export of its Borough sheet")
+    p.add_argument("--out", required=True, help="run folder to create")
+    p.add_argument("--london", help="CSV export of the MPS sheet (default: the workbook's MPS sheet or MPS column)")
+    p.add_argument("--sheet", help="read this workbook sheet instead of Borough/MPS")
+    p.add_argument("--spec", help="dashboard spec (TOML), e.g. models/dashboard_confidence.toml")
+    p.add_argument("--outcome", help="measure to explain: good_job (default) or trust")
+    p.add_argument("--drivers", nargs="*", help="driver measures (default listen relied_on treat_fairly "
+                   "understand_issues informed); give none for trends only")
+    p.add_argument("--holdout", type=int, help="leave out the last N quarters to check predictions against")
+    p.add_argument("--n-window", type=int, help="respondents per borough in a rolling year (default 400)")
+    p.add_argument("--draws", type=int)
+    p.add_argument("--tune", type=int)
+    p.add_argument("--chains", type=int)
+    p.add_argument("--cores", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--force", action="store_true", help="replace the run folder if it exists")
+    p.set_defaults(func=_dashboard)
+
+    p = sub.add_parser("simulate-dashboard", help="write a synthetic dashboard (Borough + MPS CSVs) with its truth")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=2014)
+    p.add_argument("--boroughs", type=int, default=32)
+    p.add_argument("--quarters", type=int, default=37)
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=_simulate_dashboard)
 
     p = sub.add_parser("diagnose", help="convergence checks; exit 1 if any fails")
     p.add_argument("run")

@@ -56,11 +56,12 @@ class Run:
     """A fitted run loaded from its folder."""
 
     path: Path
-    spec: ModelSpec
+    spec: Any  # ModelSpec, or DashboardSpec when kind == "dashboard"
     idata: xr.DataTree
     provenance: dict[str, Any]
     exclusions: pd.DataFrame
     wards: pd.DataFrame
+    kind: str = "survey"
 
 
 def package_versions() -> dict[str, str]:
@@ -74,12 +75,16 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def sample_posterior(model: pm.Model, spec: ModelSpec, *, progressbar: bool = True) -> xr.DataTree:
+def sample_posterior(model: pm.Model, spec: Any, *, progressbar: bool = True,
+                     var_names: list[str] | None = None) -> xr.DataTree:
     """Draw from the posterior with the spec's sampler settings.
 
     nutpie (Rust NUTS over a numba-compiled log-density) is the default; PyMC's
-    own NUTS is the alternative (``sampler.name = "pymc"``). The seed is always
+    own NUTS is the alternative (``sampler.name = "pymc"``). ``spec`` is any spec
+    with a ``sampler`` (:class:`~pas_bayes.spec.SamplerOptions`). The seed is always
     explicit, so a run is repeatable on the same machine and versions.
+
+    ``var_names`` limits the stored posterior to those variables (default: all).
 
     Returns
     -------
@@ -95,7 +100,7 @@ def sample_posterior(model: pm.Model, spec: ModelSpec, *, progressbar: bool = Tr
         return pm.sample(
             draws=s.draws, tune=s.tune, chains=s.chains, cores=s.cores, random_seed=s.seed,
             nuts_sampler=s.name, nuts={"target_accept": s.target_accept},
-            progressbar=progressbar, model=model, **kwargs,
+            progressbar=progressbar, model=model, var_names=var_names, **kwargs,
         )
 
 
@@ -152,7 +157,33 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
         "command": command if command is not None else sys.argv,
     }
     idata.attrs.update({"pas_bayes_spec_sha256": spec.digest(), "pas_bayes_data_sha256": survey.sha256})
+    tables = {"exclusions.csv": survey.exclusions, "item_missingness.csv": survey.item_missingness,
+              "driver_scaling.csv": survey.driver_scaling, "wards.csv": ward_table(survey.frame)}
+    return write_run_folder(out, idata, spec.to_dict(), provenance, tables=tables, spec_source=spec.source,
+                            force=force)
 
+
+def write_run_folder(out: Path, idata: xr.DataTree, spec_table: dict[str, Any], provenance: dict[str, Any], *,
+                     tables: dict[str, pd.DataFrame], spec_source: str | None, force: bool) -> Path:
+    """Write a run folder atomically: built under a temporary name, renamed into place when complete.
+
+    Parameters
+    ----------
+    out
+        The run folder.
+    idata
+        Posterior DataTree, stored as ``posterior.zarr``.
+    spec_table
+        The spec as a plain dict (``spec.json``).
+    provenance
+        ``provenance.json``.
+    tables
+        CSV files to write beside them, by file name.
+    spec_source
+        The spec file the user wrote, copied as ``spec.toml`` when there is one.
+    force
+        Replace an existing folder.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     try:
@@ -160,13 +191,11 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
             # zarr 3 warns that consolidated metadata is not in its spec; ArviZ reads it fine.
             warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
             idata.to_zarr(tmp / POSTERIOR, mode="w")
-        (tmp / "spec.json").write_text(json.dumps(spec.to_dict(), indent=1) + "\n")
-        if spec.source and Path(spec.source).is_file():
-            shutil.copyfile(spec.source, tmp / "spec.toml")
-        survey.exclusions.to_csv(tmp / "exclusions.csv", index=False)
-        survey.item_missingness.to_csv(tmp / "item_missingness.csv", index=False)
-        survey.driver_scaling.to_csv(tmp / "driver_scaling.csv", index=False)
-        ward_table(survey.frame).to_csv(tmp / "wards.csv", index=False)
+        (tmp / "spec.json").write_text(json.dumps(spec_table, indent=1) + "\n")
+        if spec_source and Path(spec_source).is_file():
+            shutil.copyfile(spec_source, tmp / "spec.toml")
+        for name, table in tables.items():
+            table.to_csv(tmp / name, index=False)
         (tmp / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")
         refuse_existing([out], force=force)
         if out.exists():
@@ -215,6 +244,11 @@ def load_run(path: str | Path) -> Run:
     if idata.attrs.get("pas_bayes_spec_sha256") != digest or provenance.get("spec_sha256") != digest:
         raise RunFolderError(f"{path}: spec.json does not match the spec the posterior was fitted "
                              "with (was it edited?). What to do: restore it, or fit again")
+    if table.get("kind") == "dashboard":
+        from pas_bayes.dashboard.spec import dashboard_spec_from_dict
+
+        return Run(path=path, spec=dashboard_spec_from_dict(table), idata=idata, provenance=provenance,
+                   exclusions=pd.read_csv(path / "exclusions.csv"), wards=pd.DataFrame(), kind="dashboard")
     spec = spec_from_dict(table)
     wards_file = path / "wards.csv"
     wards = (pd.read_csv(wards_file, dtype={"ward": str, "ward_name": str}, keep_default_na=False)

@@ -31,6 +31,7 @@ PRIOR_FAMILIES: dict[str, tuple[str, ...]] = {
     "HalfStudentT": ("nu", "sigma"),
     "Exponential": ("lam",),
     "HalfCauchy": ("beta",),
+    "LogNormal": ("mu", "sigma"),
 }
 
 #: The model's parameters that take a prior, with the default of each.
