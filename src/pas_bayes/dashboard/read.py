@@ -223,15 +223,16 @@ def _as_proportion(path: Path, frame: pd.DataFrame, notes: list[str]) -> pd.Data
         if np.nanmax(values) > 100.0 + 1e-9:
             i = int(np.nanargmax(frame["proportion"].to_numpy()))
             raise data_error(path, "a proportion is above 100", column="Proportion",
-                             value=frame["proportion"].iloc[i], row=int(frame["row"].iloc[i]),
+                             value=float(frame["proportion"].iloc[i]), row=int(frame["row"].iloc[i]),
                              fix="values must be proportions (0-1) or percentages (0-100)")
         frame = frame.assign(proportion=frame["proportion"] / 100.0, london=frame["london"] / 100.0)
         notes.append(f"{path.name}: values read as percentages and divided by 100")
     below = frame["proportion"] < 0
     if below.any():
         i = int(np.flatnonzero(below.to_numpy())[0])
-        raise data_error(path, "a proportion is negative", column="Proportion", value=frame["proportion"].iloc[i],
-                         row=int(frame["row"].iloc[i]), fix="correct the cell")
+        raise data_error(path, "a proportion is negative", column="Proportion",
+                         value=float(frame["proportion"].iloc[i]), row=int(frame["row"].iloc[i]),
+                         fix="correct the cell")
     return frame
 
 
