@@ -146,3 +146,30 @@ def test_dashboard_run_folder_and_commands(dashboard_run, tmp_path, capsys):
     assert "dashboard run" in capsys.readouterr().err
     # Refuses to overwrite, before any sampling.
     assert main(["dashboard", "x.csv", "--out", str(run_path)]) == 2
+
+
+@pytest.mark.slow
+def test_real_dashboard_fits_cleanly_and_predicts_held_out_year(tmp_path):
+    """The published file, as a new user would fit it, with the last year held out (about 8 minutes)."""
+    from pas_bayes.dashboard.figures import london_series
+    from pas_bayes.dashboard.summaries import HELDOUT_CHECK, LONDON_CHECK, checks, claims_check
+    from pas_bayes.diagnostics import diagnose
+    from tests.conftest import SHARED, need_shared
+
+    folder = SHARED / "pas_dashboard"
+    run_path = tmp_path / "real"
+    assert main(["dashboard", str(need_shared(folder / "PAS_borough_quarterly_2014Q4_2023Q4.csv")),
+                 "--london", str(folder / "PAS_Total_MPS_quarterly_2014Q4_2023Q4.csv"),
+                 "--spec", str(ROOT / "models" / "dashboard_confidence.toml"), "--holdout", "4",
+                 "--out", str(run_path), "--no-progress"]) == 0
+    run = load_run(run_path)
+    assert diagnose(run.idata).passed
+    post = dashboard_posterior(run)
+    cover = checks(post, london_series(run)).set_index(["check", "nominal"])["empirical"]
+    assert cover[(LONDON_CHECK, 0.9)] >= 0.8
+    held = cover[(HELDOUT_CHECK, 0.9)]
+    assert 0.8 <= held <= 0.99, held
+    assert 0.35 <= cover[(HELDOUT_CHECK, 0.5)] <= 0.7
+    claims = claims_check(post)
+    made = claims[claims["claim"] != "no claim"]
+    assert len(made) == 0 or made["holds"].mean() >= 0.6

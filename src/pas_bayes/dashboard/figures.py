@@ -19,6 +19,7 @@ import pandas as pd
 
 from pas_bayes.dashboard.read import MEASURE_BY_KEY
 from pas_bayes.dashboard.summaries import (
+    LONDON_CHECK,
     DashboardPosterior,
     associations,
     checks,
@@ -195,7 +196,7 @@ def dashboard_figures(run: Run, post: DashboardPosterior | None = None) -> dict[
     table = trends(post, london)
     change = falls(post)
     cover = checks(post, london)
-    london90 = cover[(cover["check"] == "London series, fitted quarters") & (cover["nominal"] == 0.9)]
+    london90 = cover[(cover["check"] == LONDON_CHECK) & (cover["nominal"] == 0.9)]
     out = {
         "borough_trends": plot_borough_trends(table, change, post.outcome),
         "london_check": plot_london_check(table, float(london90["empirical"].iloc[0]) if len(london90) else None,

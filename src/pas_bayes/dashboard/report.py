@@ -18,6 +18,8 @@ from pas_bayes import __version__
 from pas_bayes.atomic import atomic_write_text
 from pas_bayes.dashboard.figures import FELL, _label, dashboard_figures, london_series
 from pas_bayes.dashboard.summaries import (
+    HELDOUT_CHECK,
+    LONDON_CHECK,
     associations,
     checks,
     claims_check,
@@ -53,12 +55,12 @@ def key_findings(run: Run, change: pd.DataFrame, cover: pd.DataFrame, assoc: pd.
                    "a few points are within what sampling ~400 residents a year produces.")
     if len(rose):
         out.append(f"{len(rose)} boroughs very likely rose: {', '.join(rose['area'])}.")
-    lon = cover[(cover["check"] == "London series, fitted quarters") & (cover["nominal"] == 0.9)]
+    lon = cover[(cover["check"] == LONDON_CHECK) & (cover["nominal"] == 0.9)]
     if len(lon):
         out.append(f"The London trend rebuilt from the boroughs puts {lon['empirical'].iloc[0]:.0%} of MOPAC's "
                    f"published London values inside its 90% predictive interval (the London series is not used "
                    f"in the fit).")
-    held = cover[(cover["check"] == "borough values, held-out quarters") & (cover["nominal"] == 0.9)]
+    held = cover[(cover["check"] == HELDOUT_CHECK) & (cover["nominal"] == 0.9)]
     if len(held):
         out.append(f"Quarters held out of the fit: {held['empirical'].iloc[0]:.0%} of {held['n'].iloc[0]} borough "
                    "values fell inside their 90% predictive intervals.")

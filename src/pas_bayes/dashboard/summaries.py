@@ -7,8 +7,8 @@
   year before, with the change in points;
 * :func:`associations`: between-borough and within-borough (over time)
   associations of the drivers with the outcome, log-odds per SD and points;
-* :func:`coverage`: how often published values fall in the predictive bands, by
-  nominal level: for the London series (never fitted) and the held-out quarters;
+* :func:`checks`: how often published values fall in the bands, by nominal
+  level: the London series (never fitted) and the held-out quarters;
 * :func:`claims_check`: whether "this borough fell" claims made at the end of
   the fitted period hold against the held-out year that followed.
 
@@ -29,6 +29,9 @@ from pas_bayes.fit import Run
 from pas_bayes.geography import POPULATION_2021
 
 LEVELS = (0.5, 0.8, 0.9, 0.95)
+LONDON_CHECK = "London series inside London's rate band, fitted quarters"
+HELDOUT_CHECK = "borough values, held-out quarters"
+RELATIVE_CHECK = "borough minus London, held-out quarters"
 MAX_DRAWS = 2000
 
 
@@ -186,27 +189,85 @@ def coverage(published: np.ndarray, draws: np.ndarray, *, levels: tuple[float, .
     return pd.DataFrame(rows)
 
 
-def checks(post: DashboardPosterior, london_published: pd.Series | None, *, seed: int = 0) -> pd.DataFrame:
-    """Predictive coverage of the London series and of held-out borough values.
+def heldout_predictive(post: DashboardPosterior, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Draws of the held-out published values given everything published before them.
 
-    Columns ``check``, ``nominal``, ``empirical``, ``n``. The London series is
-    never fitted (only borough rows are), so its coverage is a check on both the
-    trend and the aggregation; held-out quarters check the forecast.
+    A held-out rolling-year value shares up to three quarters of its respondents
+    with the last fitted values, so its sampling error is partly known already:
+    the predictive is the conditional normal of the held-out windows given the
+    fitted windows' residuals (same covariance as the model's likelihood), not
+    the wider marginal one.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Borough draws (draw, borough, held-out window), NaN where nothing was
+        published, and London draws (draw, held-out window).
     """
-    borough_pred, london_pred = post.predictive(np.random.default_rng(seed))
+    from pas_bayes.dashboard.model import _quarterly_plugin
+
+    held = np.flatnonzero(~post.fitted)
+    n_d, n_b = post.rate.shape[:2]
+    n_j = len(post.windows)
+    averaging = np.zeros((n_j, n_j + 3))
+    for j in range(n_j):
+        averaging[j, j:j + 4] = 0.25
+    borough = np.full((n_d, n_b, len(held)), np.nan)
+    london_mean = np.zeros((n_d, len(held)))
+    london_var = np.zeros((n_d, len(held)))
+    for b in range(n_b):
+        y = post.published[b]
+        obs = np.flatnonzero(~np.isnan(y) & post.fitted)
+        p = _quarterly_plugin(np.nan_to_num(y), ~np.isnan(y) & post.fitted, n_j + 3)
+        cov = (averaging * (p * (1 - p) / (post.n_window / 4))) @ averaging.T + ROUNDING_VAR * np.eye(n_j)
+        gain = np.linalg.solve(cov[np.ix_(obs, obs)], cov[np.ix_(obs, held)]).T          # (held, obs)
+        cond_var = np.diag(cov[np.ix_(held, held)] - gain @ cov[np.ix_(obs, held)])
+        mean = post.rate[:, b, held] + (y[obs] - post.rate[:, b, obs]) @ gain.T
+        var = post.design_effect[:, None] * cond_var[None, :]
+        borough[:, b, :] = mean + rng.standard_normal(mean.shape) * np.sqrt(var)
+        london_mean += post.weights[b] * mean
+        london_var += post.weights[b] ** 2 * var
+    borough[:, np.isnan(post.published[:, held])] = np.nan
+    london = london_mean + rng.standard_normal(london_mean.shape) * np.sqrt(london_var + ROUNDING_VAR)
+    return borough, london
+
+
+def checks(post: DashboardPosterior, london_published: pd.Series | None, *, seed: int = 0) -> pd.DataFrame:
+    """Coverage checks of the London series and of held-out quarters, by nominal level.
+
+    Columns ``check``, ``nominal``, ``empirical``, ``n``:
+
+    * ``London series inside London's rate band, fitted quarters``: does the
+      London trend rebuilt from the boroughs follow MOPAC's published London
+      series (never fitted)? The published London value pools the same
+      respondents as the borough values, so this checks the trend and the
+      population weighting, not an independent prediction;
+    * ``London series, held-out quarters`` and ``borough values, held-out
+      quarters``: predictive intervals of values the fit did not see, given the
+      values before them (:func:`heldout_predictive`). These are the forecast
+      checks. All boroughs share London's forecast error, so a single held-out
+      year can over- or under-cover across every borough at once;
+    * ``borough minus London, held-out quarters``: the borough's gap to the
+      population-weighted mean of the boroughs, which removes that shared error.
+    """
+    rng = np.random.default_rng(seed)
     frames = []
+    held = ~post.fitted
     if london_published is not None:
         lon = london_published.reindex(post.windows).to_numpy(dtype=float)
-        frames.append(coverage(lon[post.fitted], london_pred[:, post.fitted])
-                      .assign(check="London series, fitted quarters"))
-        if (~post.fitted).any():
-            frames.append(coverage(lon[~post.fitted], london_pred[:, ~post.fitted])
-                          .assign(check="London series, held-out quarters"))
-    if (~post.fitted).any():
-        held = ~post.fitted
-        frames.append(coverage(post.published[:, held].ravel(),
-                               borough_pred[:, :, held].reshape(len(borough_pred), -1))
-                      .assign(check="borough values, held-out quarters"))
+        frames.append(coverage(lon[post.fitted], post.london_rate[:, post.fitted])
+                      .assign(check=LONDON_CHECK))
+    if held.any():
+        borough_pred, london_pred = heldout_predictive(post, rng)
+        if london_published is not None:
+            frames.append(coverage(lon[held], london_pred).assign(check="London series, held-out quarters"))
+        frames.append(coverage(post.published[:, held].ravel(), borough_pred.reshape(len(borough_pred), -1))
+                      .assign(check=HELDOUT_CHECK))
+        # Every borough shares London's forecast error, so coverage over boroughs is one London draw
+        # wide; the borough's gap to London isolates what the borough level adds.
+        gap = post.published[:, held] - post.weights @ np.nan_to_num(post.published[:, held])
+        gap_pred = borough_pred - np.einsum("dbh,b->dh", np.nan_to_num(borough_pred), post.weights)[:, None, :]
+        frames.append(coverage(gap.ravel(), gap_pred.reshape(len(gap_pred), -1)).assign(check=RELATIVE_CHECK))
     if not frames:
         return pd.DataFrame(columns=["check", "nominal", "empirical", "n"])
     return pd.concat(frames, ignore_index=True)[["check", "nominal", "empirical", "n"]]
