@@ -90,3 +90,4 @@ def test_probabilities_are_never_printed_as_certainties():
     from pas_bayes.plots._style import percent
 
     assert percent(1.0) == "over 99.9%" and percent(0.0) == "under 0.1%" and percent(0.874) == "87%"
+    assert percent(0.996) == "99.6%" and percent(0.004) == "0.4%"

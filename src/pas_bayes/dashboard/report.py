@@ -20,6 +20,7 @@ from pas_bayes.dashboard.figures import FELL, _label, dashboard_figures, london_
 from pas_bayes.dashboard.summaries import (
     HELDOUT_CHECK,
     LONDON_CHECK,
+    RELATIVE_CHECK,
     associations,
     checks,
     claims_check,
@@ -57,13 +58,14 @@ def key_findings(run: Run, change: pd.DataFrame, cover: pd.DataFrame, assoc: pd.
         out.append(f"{len(rose)} boroughs very likely rose: {', '.join(rose['area'])}.")
     lon = cover[(cover["check"] == LONDON_CHECK) & (cover["nominal"] == 0.9)]
     if len(lon):
-        out.append(f"The London trend rebuilt from the boroughs puts {lon['empirical'].iloc[0]:.0%} of MOPAC's "
-                   f"published London values inside its 90% predictive interval (the London series is not used "
-                   f"in the fit).")
-    held = cover[(cover["check"] == HELDOUT_CHECK) & (cover["nominal"] == 0.9)]
-    if len(held):
-        out.append(f"Quarters held out of the fit: {held['empirical'].iloc[0]:.0%} of {held['n'].iloc[0]} borough "
-                   "values fell inside their 90% predictive intervals.")
+        out.append(f"The London trend rebuilt from the boroughs (population-weighted) puts "
+                   f"{lon['empirical'].iloc[0]:.0%} of MOPAC's published London values inside its 90% band; the "
+                   "London series is not used in the fit, though it pools the same respondents.")
+    for check, what in ((HELDOUT_CHECK, "borough values"), (RELATIVE_CHECK, "boroughs' gaps to London")):
+        held = cover[(cover["check"] == check) & (cover["nominal"] == 0.9)]
+        if len(held):
+            out.append(f"Quarters held out of the fit: {held['empirical'].iloc[0]:.0%} of {held['n'].iloc[0]} "
+                       f"{what} fell inside their 90% predictive intervals (given the quarters before them).")
     if len(claims):
         made = claims[claims["claim"] != "no claim"]
         if len(made):

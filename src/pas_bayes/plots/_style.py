@@ -49,6 +49,8 @@ def percent(probability: float) -> str:
         return "over 99.9%"
     if probability <= 0.001:
         return "under 0.1%"
+    if probability >= 0.995 or probability <= 0.005:
+        return f"{100 * probability:.1f}%"  # 99.6% must not print as a certain-looking 100%
     return f"{100 * probability:.0f}%"
 
 
