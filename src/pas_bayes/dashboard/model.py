@@ -136,6 +136,25 @@ def driver_scaling(values: dict[str, np.ndarray]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["driver", "between_sd", "within_sd"])
 
 
+def between_rotation(values: dict[str, np.ndarray], scaling: pd.DataFrame) -> np.ndarray:
+    """Upper-triangular ``R`` of the QR decomposition of the drivers' published between-borough design.
+
+    The engagement measures' borough averages are highly correlated (0.9 and more), so
+    their between-borough coefficients form a narrow ridge that NUTS crosses slowly. The
+    model samples ``R @ between_effect`` instead (nearly uncorrelated), with the prior still
+    placed on ``between_effect`` itself: the posterior is unchanged, only its geometry.
+    Scaled so that ``R`` is the identity for uncorrelated unit-variance drivers.
+    """
+    columns = []
+    for m in scaling["driver"]:
+        lo = logit(np.clip(values[m], 0.01, 0.99))
+        columns.append(np.nanmean(lo - np.nanmean(lo, axis=0, keepdims=True), axis=1))
+    design = np.column_stack(columns) / scaling["between_sd"].to_numpy()[None, :]
+    design = design - design.mean(axis=0, keepdims=True)
+    r = np.linalg.qr(design / np.sqrt(len(design)), mode="r")
+    return r * np.sign(np.diag(r))[:, None]  # positive diagonal: the rotation keeps signs
+
+
 def _quarterly_plugin(y: np.ndarray, observed: np.ndarray, n_quarters: int) -> np.ndarray:
     """A rate for each latent quarter: the mean of the published windows that contain it, else the nearest."""
     j_obs = np.flatnonzero(observed)
@@ -239,7 +258,14 @@ def build_dashboard_model(data: DashboardData, spec: DashboardSpec) -> tuple[pm.
             k = slice(1, None)
             xb = level[k] / model["between_sd"][:, None]
             xw = own[k] / model["within_sd"][:, None, None]
-            between = _prior("between_effect", spec.prior("between_effect"), dims="driver")
+            # Sampled rotated (see between_rotation); the prior is on between_effect itself. The
+            # map is linear with a constant Jacobian, so the Potential gives exactly that prior.
+            r = between_rotation({m: lay.values[m][:, lay.fitted] for m in drivers}, lay.scaling)
+            rotated = pm.Flat("between_rotated", dims="driver")
+            between = pm.Deterministic("between_effect", pt.as_tensor(np.linalg.inv(r)) @ rotated, dims="driver")
+            table = spec.prior("between_effect")
+            prior = getattr(pm, table["dist"]).dist(**{k: v for k, v in table.items() if k != "dist"})
+            pm.Potential("between_effect_prior", pm.logp(prior, between).sum())
             within = _prior("within_effect", spec.prior("within_effect"), dims="driver")
             slope_sd = _prior("within_slope_sd", spec.prior("within_slope_sd"), dims="driver")
             z_slope = pm.Normal("z_slope", 0.0, 1.0, dims=("driver", "borough"))
