@@ -176,7 +176,7 @@ def test_real_dashboard_fits_cleanly_and_predicts_held_out_year(tmp_path):
 
 
 def test_between_effects_are_sampled_decorrelated_with_the_prior_unchanged():
-    from pas_bayes.dashboard.model import build_dashboard_model, between_rotation
+    from pas_bayes.dashboard.model import between_rotation, build_dashboard_model
     from pas_bayes.dashboard.read import read_dashboard
     from pas_bayes.dashboard.simulate import DashboardSimulation, write_dashboard
 
