@@ -100,7 +100,8 @@ def _diagnose(args: argparse.Namespace) -> int:
 
     run = load_run(args.run)
     report = diagnose(run.idata)
-    print(f"Diagnostics of {run.path} ({run.spec.name}, {run.provenance['rows_modelled']} respondents)")
+    unit = "published borough values" if run.kind == "dashboard" else "respondents"
+    print(f"Diagnostics of {run.path} ({run.spec.name}, {run.provenance['rows_modelled']} {unit})")
     print(report.to_text())
     return 0 if report.passed else 1
 
