@@ -2,7 +2,7 @@
 # Fit the dashboard trend model to MOPAC's published PAS dashboard (read in place from
 # ../shared/data, never copied) and write figures/dashboard/: once on every quarter
 # (the latest-year findings) and once with the last four quarters held out (the checks).
-# Each fit takes about 10 minutes on 2 cores.
+# Each fit takes about 12 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

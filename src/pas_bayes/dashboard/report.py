@@ -69,8 +69,13 @@ def key_findings(run: Run, change: pd.DataFrame, cover: pd.DataFrame, assoc: pd.
     if len(claims):
         made = claims[claims["claim"] != "no claim"]
         if len(made):
+            fell = made[made["claim"] == "fell"]
+            base = float(claims["later_lower"].mean())
             out.append(f"Claims of a fall or rise at the end of the fit ({len(made)}) held in the following, unseen "
-                       f"year in {int(made['holds'].sum())} of {len(made)} boroughs.")
+                       f"year in {int(made['holds'].sum())} of {len(made)} boroughs"
+                       + (f" (falls: {int(fell['holds'].sum())} of {len(fell)}; for comparison, {base:.0%} of all "
+                          "boroughs were lower a year later than a year before the claim, claim or not)"
+                          if len(fell) else "") + ". A fall followed by a recovery counts as not holding.")
     within = assoc[(assoc["area"] == "London") & (assoc["scale"] == "pp")
                    & (assoc["level"] == "within borough, over time")]
     clear = within[(within["p_positive"] > 0.95) | (within["p_positive"] < 0.05)]

@@ -68,7 +68,7 @@ class DashboardSpec:
     n_window: int = 400
     holdout: int = 0
     priors: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(DASHBOARD_PRIORS))
-    sampler: SamplerOptions = field(default_factory=lambda: SamplerOptions(draws=3000, tune=1500))
+    sampler: SamplerOptions = field(default_factory=lambda: SamplerOptions(draws=4000, tune=1500))
     source: str | None = None
 
     def __post_init__(self) -> None:
@@ -131,7 +131,7 @@ def dashboard_spec_from_dict(table: dict[str, Any], *, source: str | None = None
         raise SpecError(f"{where}: unknown keys {sorted(unknown)}")
     priors = {**DASHBOARD_PRIORS, **{k: prior_from_table(k, v) for k, v in table.get("priors", {}).items()}}
     try:
-        sampler = SamplerOptions(**{"draws": 3000, "tune": 1500, **table.get("sampler", {})})
+        sampler = SamplerOptions(**{"draws": 4000, "tune": 1500, **table.get("sampler", {})})
         return DashboardSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in model.items()},
                              priors=priors, sampler=sampler, source=source)
     except TypeError as exc:

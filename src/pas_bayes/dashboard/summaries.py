@@ -218,6 +218,8 @@ def heldout_predictive(post: DashboardPosterior, rng: np.random.Generator) -> tu
     for b in range(n_b):
         y = post.published[b]
         obs = np.flatnonzero(~np.isnan(y) & post.fitted)
+        if len(obs) == 0:  # nothing fitted in this borough: nothing to predict it from
+            continue
         p = _quarterly_plugin(np.nan_to_num(y), ~np.isnan(y) & post.fitted, n_j + 3)
         cov = (averaging * (p * (1 - p) / (post.n_window / 4))) @ averaging.T + ROUNDING_VAR * np.eye(n_j)
         gain = np.linalg.solve(cov[np.ix_(obs, obs)], cov[np.ix_(obs, held)]).T          # (held, obs)
