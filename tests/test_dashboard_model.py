@@ -199,3 +199,23 @@ def test_between_effects_are_sampled_decorrelated_with_the_prior_unchanged():
     graph = model.replace_rvs_by_values([model["between_effect_prior"]])[0]
     potential = model.compile_fn(graph, inputs=model.value_vars, on_unused_input="ignore")(point)
     assert float(potential) == pytest.approx(norm(0, 0.5).logpdf(between).sum())
+
+
+def test_outcome_published_later_than_the_drivers_fits_and_reports(tmp_path):
+    """Trust is published from 2016 only: early windows of the outcome are missing, not zero."""
+    from pas_bayes.dashboard.fit import fit_dashboard
+    from pas_bayes.dashboard.read import read_dashboard
+    from pas_bayes.dashboard.report import build_dashboard_report
+    from pas_bayes.dashboard.simulate import DashboardSimulation, write_dashboard
+
+    paths = write_dashboard(DashboardSimulation(seed=5, n_boroughs=6, n_windows=14), tmp_path / "sim")
+    frame = pd.read_csv(paths["borough"], sep=";", dtype=str)
+    early = frame["Measure"].str.contains("Good Job") & frame["Date"].isin(frame["Date"].unique()[:3])
+    frame.loc[~early].to_csv(tmp_path / "late.csv", sep=";", index=False)
+    data = read_dashboard(tmp_path / "late.csv", london_path=paths["mps"])
+    spec = DashboardSpec(drivers=("listen", "informed"), holdout=4).with_sampler(draws=150, tune=150, chains=2)
+    run = load_run(fit_dashboard(spec, data, tmp_path / "run", progressbar=False))
+    post = dashboard_posterior(run)
+    assert np.isnan(post.published[:, :3]).all() and not np.isnan(post.published[:, 3:]).any()
+    assert np.isfinite(post.rate).all()
+    assert "Key findings" in build_dashboard_report(run)

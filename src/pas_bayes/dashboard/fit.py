@@ -15,7 +15,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import xarray as xr
 
 from pas_bayes.atomic import refuse_existing
 from pas_bayes.dashboard.model import STORED, Layout, build_dashboard_model
@@ -70,6 +72,13 @@ def fit_dashboard(spec: DashboardSpec, data: DashboardData, out: str | Path, *, 
     stored = [v for v in STORED if v in model.named_vars]
     idata = sample_posterior(model, spec, progressbar=progressbar, var_names=stored)
     wall = time.perf_counter() - clock
+    # The published values, NaN where nothing was published (PyMC data cannot hold NaN, and the
+    # likelihood uses whitened values): kept beside the posterior for the figures and checks.
+    published = xr.DataArray(np.stack([lay.values[m] for m in spec.measures]),
+                             dims=("measure", "borough", "window"),
+                             coords={"measure": list(spec.measures), "borough": lay.boroughs,
+                                     "window": [str(w) for w in lay.windows]})
+    idata["constant_data"] = xr.DataTree(idata["constant_data"].to_dataset().assign(published=published))
     rows = rows_report(data, spec, lay)
     provenance = {
         "kind": "dashboard",

@@ -230,7 +230,6 @@ def build_dashboard_model(data: DashboardData, spec: DashboardSpec) -> tuple[pm.
               "window": [str(w) for w in lay.windows]}
     averaging = lay.averaging()
     with pm.Model(coords=coords) as model:
-        pm.Data("published", np.stack([lay.values[m] for m in measures]), dims=("measure", "borough", "window"))
         pm.Data("fitted", lay.fitted.astype(int), dims="window")
         pm.Data("between_sd", lay.scaling["between_sd"].to_numpy(), dims="driver")
         pm.Data("within_sd", lay.scaling["within_sd"].to_numpy(), dims="driver")
