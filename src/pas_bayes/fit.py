@@ -75,6 +75,22 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def run_provenance(spec: Any, idata: xr.DataTree, wall: float, command: list[str] | None) -> dict[str, Any]:
+    """The provenance every run records, whatever it fitted: spec, seed, sampler, timings, versions."""
+    return {
+        "spec_name": spec.name,
+        "spec_source": spec.source,
+        "spec_sha256": spec.digest(),
+        "seed": spec.sampler.seed,
+        "sampler": {**spec.sampler.__dict__},
+        "sampling_seconds": float(idata.posterior.attrs.get("sampling_time", float("nan"))),
+        "wall_seconds": round(wall, 2),
+        "versions": package_versions(),
+        "platform": platform.platform(),
+        "command": command if command is not None else sys.argv,
+    }
+
+
 def sample_posterior(model: pm.Model, spec: Any, *, progressbar: bool = True,
                      var_names: list[str] | None = None) -> xr.DataTree:
     """Draw from the posterior with the spec's sampler settings.
@@ -145,16 +161,7 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
         "data_sha256": survey.sha256,
         "data_rows": survey.n_input_rows,
         "rows_modelled": len(survey.frame),
-        "spec_name": spec.name,
-        "spec_source": spec.source,
-        "spec_sha256": spec.digest(),
-        "seed": spec.sampler.seed,
-        "sampler": {**spec.sampler.__dict__},
-        "sampling_seconds": float(idata.posterior.attrs.get("sampling_time", float("nan"))),
-        "wall_seconds": round(wall, 2),
-        "versions": package_versions(),
-        "platform": platform.platform(),
-        "command": command if command is not None else sys.argv,
+        **run_provenance(spec, idata, wall, command),
     }
     idata.attrs.update({"pas_bayes_spec_sha256": spec.digest(), "pas_bayes_data_sha256": survey.sha256})
     tables = {"exclusions.csv": survey.exclusions, "item_missingness.csv": survey.item_missingness,

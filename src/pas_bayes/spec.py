@@ -262,12 +262,16 @@ def load_spec(path: str | Path) -> ModelSpec:
     SpecError
         When the file is missing, is not valid TOML, or holds a value not allowed.
     """
+    return spec_from_dict(read_toml(path, example="models/confidence.toml"), source=str(path))
+
+
+def read_toml(path: str | Path, *, example: str) -> dict[str, Any]:
+    """The table of a TOML spec file, or a :class:`SpecError` that says what to give instead."""
     path = Path(path)
     try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise SpecError(f"{path}: spec file not found. What to do: give a path to a .toml spec "
-                        "such as models/confidence.toml") from exc
+                        f"such as {example}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML ({exc})") from exc
-    return spec_from_dict(table, source=str(path))

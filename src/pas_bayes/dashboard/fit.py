@@ -9,8 +9,6 @@ fit is checked against, not fitted to).
 
 from __future__ import annotations
 
-import platform
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +21,7 @@ from pas_bayes.atomic import refuse_existing
 from pas_bayes.dashboard.model import STORED, Layout, build_dashboard_model
 from pas_bayes.dashboard.read import DashboardData
 from pas_bayes.dashboard.spec import DashboardSpec
-from pas_bayes.fit import package_versions, sample_posterior, write_run_folder
+from pas_bayes.fit import run_provenance, sample_posterior, write_run_folder
 
 
 def rows_report(data: DashboardData, spec: DashboardSpec, lay: Layout) -> pd.DataFrame:
@@ -92,16 +90,7 @@ def fit_dashboard(spec: DashboardSpec, data: DashboardData, out: str | Path, *, 
         "windows": [str(lay.windows[0]), str(lay.windows[-1])],
         "held_out": [str(w) for w in lay.windows[~lay.fitted]],
         "reader_notes": data.notes,
-        "spec_name": spec.name,
-        "spec_source": spec.source,
-        "spec_sha256": spec.digest(),
-        "seed": spec.sampler.seed,
-        "sampler": {**spec.sampler.__dict__},
-        "sampling_seconds": float(idata.posterior.attrs.get("sampling_time", float("nan"))),
-        "wall_seconds": round(wall, 2),
-        "versions": package_versions(),
-        "platform": platform.platform(),
-        "command": command if command is not None else sys.argv,
+        **run_provenance(spec, idata, wall, command),
     }
     idata.attrs.update({"pas_bayes_spec_sha256": spec.digest(), "pas_bayes_data_sha256": data.sha256})
     tables = {"exclusions.csv": rows, "driver_scaling.csv": lay.scaling,

@@ -7,13 +7,12 @@ A dashboard spec is a TOML file like the respondent-level specs (``kind =
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pas_bayes.errors import SpecError
-from pas_bayes.spec import SamplerOptions, prior_from_table, table_digest
+from pas_bayes.spec import SamplerOptions, prior_from_table, read_toml, table_digest
 
 KIND = "dashboard"
 
@@ -140,12 +139,4 @@ def dashboard_spec_from_dict(table: dict[str, Any], *, source: str | None = None
 
 def load_dashboard_spec(path: str | Path) -> DashboardSpec:
     """Read a dashboard spec TOML file."""
-    path = Path(path)
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise SpecError(f"{path}: spec file not found. What to do: give a path such as "
-                        "models/dashboard_confidence.toml") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: not valid TOML ({exc})") from exc
-    return dashboard_spec_from_dict(table, source=str(path))
+    return dashboard_spec_from_dict(read_toml(path, example="models/dashboard_confidence.toml"), source=str(path))
