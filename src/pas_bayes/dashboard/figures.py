@@ -109,7 +109,8 @@ def plot_london_check(table: pd.DataFrame, coverage90: float | None, outcome: st
     ticks = [i for i, q in enumerate(t["quarter"]) if q.endswith("Q4")]
     ax.set_xticks(ticks, [t["quarter"][i][:4] for i in ticks])
     ax.set_ylabel(f"% who {outcome_label(outcome)}")
-    covered = "" if coverage90 is None else f": {coverage90:.0%} of published values inside the 90% interval"
+    covered = ("" if coverage90 is None else
+               f":\n{coverage90:.0%} of the published values lie inside the 90% band of London's true rate")
     ax.set_title(f"The London trend rebuilt from the 32 boroughs follows MOPAC's published London series{covered}",
                  loc="left", fontsize=10)
     ax.legend(frameon=False, fontsize=8, loc="best")
