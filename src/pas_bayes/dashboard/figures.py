@@ -17,7 +17,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from pas_bayes.dashboard.read import MEASURE_BY_KEY
 from pas_bayes.dashboard.summaries import (
     LONDON_CHECK,
     DashboardPosterior,
@@ -25,6 +24,7 @@ from pas_bayes.dashboard.summaries import (
     checks,
     dashboard_posterior,
     falls,
+    measure_label,
     outcome_label,
     trends,
 )
@@ -44,10 +44,6 @@ def london_series(run: Run) -> pd.Series | None:
     if table.empty:
         return None
     return pd.Series(table["proportion"].to_numpy(), index=pd.PeriodIndex(table["quarter"], freq="Q"))
-
-
-def _label(key: str) -> str:
-    return MEASURE_BY_KEY[key].label.strip('"') if key in MEASURE_BY_KEY else key
 
 
 def plot_borough_trends(table: pd.DataFrame, change: pd.DataFrame, outcome: str) -> PlotResult:
@@ -153,11 +149,11 @@ def plot_associations(table: pd.DataFrame, outcome: str) -> PlotResult:
         ax.hlines(y, rows["q05"], rows["q95"], color=colour, linewidth=1.5, label=level)
         ax.plot(rows["q50"], y, "o", color=colour, markersize=5)
     ax.axvline(0, color=OKABE_ITO["black"], linewidth=0.8)
-    ax.set_yticks(np.arange(len(drivers)), [_label(d) for d in drivers])
+    ax.set_yticks(np.arange(len(drivers)), [measure_label(d) for d in drivers])
     ax.set_xlabel(f"Points of % who {outcome_label(outcome)} per SD of the driver (median, 90% interval)")
     within = t[t["level"] == "within borough, over time"]
     best = within.loc[within["p_positive"].idxmax()] if len(within) else None
-    headline = (f"Boroughs where '{_label(best['driver'])}' rose more than London's also rose more "
+    headline = (f"Boroughs where '{measure_label(best['driver'])}' rose more than London's also rose more "
                 f"(probability {percent(best['p_positive'])})" if best is not None and best["p_positive"] > 0.9
                 else "No driver's change over time clearly goes with a borough's change in the outcome")
     ax.set_title(f"{headline}\nAssociations between published borough figures, not effects on individuals",

@@ -16,7 +16,7 @@ import pandas as pd
 
 from pas_bayes import __version__
 from pas_bayes.atomic import atomic_write_text
-from pas_bayes.dashboard.figures import FELL, _label, dashboard_figures, london_series
+from pas_bayes.dashboard.figures import FELL, dashboard_figures, london_series
 from pas_bayes.dashboard.summaries import (
     HELDOUT_CHECK,
     LONDON_CHECK,
@@ -26,6 +26,7 @@ from pas_bayes.dashboard.summaries import (
     claims_check,
     dashboard_posterior,
     falls,
+    measure_label,
     outcome_label,
 )
 from pas_bayes.diagnostics import diagnose
@@ -81,7 +82,7 @@ def key_findings(run: Run, change: pd.DataFrame, cover: pd.DataFrame, assoc: pd.
     clear = within[(within["p_positive"] > 0.95) | (within["p_positive"] < 0.05)]
     for row in clear.itertuples():
         direction = "rose" if row.q50 > 0 else "fell"
-        out.append(f"Boroughs where '{_label(row.driver)}' rose more than London's average {direction} more on "
+        out.append(f"Boroughs where '{measure_label(row.driver)}' rose more than London's average {direction} more on "
                    f"this measure: {row.q50:+.1f} points per SD (90% interval {row.q05:+.1f} to {row.q95:+.1f}). "
                    "This is an association between published borough figures over time, not an effect on "
                    "individuals.")

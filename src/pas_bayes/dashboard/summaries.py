@@ -72,7 +72,7 @@ def _flat(da) -> np.ndarray:
     return np.asarray(da.stack(sample=("chain", "draw")).transpose("sample", ...).values)
 
 
-def dashboard_posterior(run: Run, *, max_draws: int = MAX_DRAWS, seed: int = 0) -> DashboardPosterior:
+def dashboard_posterior(run: Run, *, max_draws: int = MAX_DRAWS) -> DashboardPosterior:
     """Arrays of a dashboard run (at most ``max_draws`` draws, evenly thinned)."""
     post = run.idata["posterior"]
     const = run.idata["constant_data"]
@@ -308,3 +308,8 @@ def outcome_label(measure: str) -> str:
     """A short phrase for a measure: "say the police do a good job"."""
     known = {"good_job": "say the police do a good job locally", "trust": "trust the MPS"}
     return known.get(measure, MEASURE_BY_KEY[measure].description if measure in MEASURE_BY_KEY else measure)
+
+
+def measure_label(key: str) -> str:
+    """A measure's label as published ("Understand issues"), or the key of an unknown one."""
+    return MEASURE_BY_KEY[key].label.strip('"') if key in MEASURE_BY_KEY else key
