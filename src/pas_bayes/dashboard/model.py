@@ -80,10 +80,15 @@ class Layout:
 
     def averaging(self) -> np.ndarray:
         """(window, quarter) matrix: row j averages the four quarters of window j."""
-        a = np.zeros((len(self.windows), len(self.quarters)))
-        for j in range(len(self.windows)):
-            a[j, j:j + 4] = 0.25
-        return a
+        return averaging_matrix(len(self.windows))
+
+
+def averaging_matrix(n_windows: int) -> np.ndarray:
+    """(window, quarter) matrix over ``n_windows + 3`` quarters: row j averages quarters j..j+3."""
+    a = np.zeros((n_windows, n_windows + 3))
+    for j in range(n_windows):
+        a[j, j:j + 4] = 0.25
+    return a
 
 
 def layout(data: DashboardData, spec: DashboardSpec) -> Layout:
@@ -165,6 +170,18 @@ def _quarterly_plugin(y: np.ndarray, observed: np.ndarray, n_quarters: int) -> n
     return np.clip(p, 0.02, 0.98)
 
 
+def sampling_covariance(y: np.ndarray, observed: np.ndarray, averaging: np.ndarray, n_window: int) -> np.ndarray:
+    """Covariance of one borough's published values over all windows, at design effect 1.
+
+    Each quarter's sample proportion has variance ``p(1-p)/n_q`` at the plug-in rate
+    (:func:`_quarterly_plugin`, from the ``observed`` values of ``y``); a window averages
+    four quarters, so windows that share quarters share their sampling error. Rounding
+    to two decimals adds :data:`ROUNDING_VAR` to each value.
+    """
+    p = _quarterly_plugin(np.nan_to_num(y), observed, averaging.shape[1])
+    return (averaging * (p * (1 - p) / (n_window / 4.0))) @ averaging.T + ROUNDING_VAR * np.eye(len(averaging))
+
+
 def whitened_rows(y: np.ndarray, fitted: np.ndarray, averaging: np.ndarray,
                   n_window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Whitened observations of one measure, ready for an independent-normal likelihood.
@@ -187,15 +204,13 @@ def whitened_rows(y: np.ndarray, fitted: np.ndarray, averaging: np.ndarray,
         ``z ~ Normal(design @ rate[borough], sqrt(design_effect))`` is the
         multivariate-normal likelihood of the published series.
     """
-    n_q = n_window / 4.0
     zs, designs, index = [], [], []
     for b in range(y.shape[0]):
         observed = ~np.isnan(y[b]) & fitted
         if not observed.any():
             continue
-        p = _quarterly_plugin(np.nan_to_num(y[b]), observed, averaging.shape[1])
         a = averaging[observed]
-        cov = (a * (p * (1 - p) / n_q)) @ a.T + ROUNDING_VAR * np.eye(len(a))
+        cov = sampling_covariance(y[b], observed, averaging, n_window)[np.ix_(observed, observed)]
         chol = cholesky(cov, lower=True)
         zs.append(solve_triangular(chol, y[b, observed], lower=True))
         designs.append(solve_triangular(chol, a, lower=True))

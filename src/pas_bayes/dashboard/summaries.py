@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pas_bayes.dashboard.model import ROUNDING_VAR
+from pas_bayes.dashboard.model import ROUNDING_VAR, averaging_matrix, sampling_covariance
 from pas_bayes.dashboard.read import MEASURE_BY_KEY
 from pas_bayes.fit import Run
 from pas_bayes.geography import POPULATION_2021
@@ -204,14 +204,10 @@ def heldout_predictive(post: DashboardPosterior, rng: np.random.Generator) -> tu
         Borough draws (draw, borough, held-out window), NaN where nothing was
         published, and London draws (draw, held-out window).
     """
-    from pas_bayes.dashboard.model import _quarterly_plugin
-
     held = np.flatnonzero(~post.fitted)
     n_d, n_b = post.rate.shape[:2]
     n_j = len(post.windows)
-    averaging = np.zeros((n_j, n_j + 3))
-    for j in range(n_j):
-        averaging[j, j:j + 4] = 0.25
+    averaging = averaging_matrix(n_j)
     borough = np.full((n_d, n_b, len(held)), np.nan)
     london_mean = np.zeros((n_d, len(held)))
     london_var = np.zeros((n_d, len(held)))
@@ -220,8 +216,7 @@ def heldout_predictive(post: DashboardPosterior, rng: np.random.Generator) -> tu
         obs = np.flatnonzero(~np.isnan(y) & post.fitted)
         if len(obs) == 0:  # nothing fitted in this borough: nothing to predict it from
             continue
-        p = _quarterly_plugin(np.nan_to_num(y), ~np.isnan(y) & post.fitted, n_j + 3)
-        cov = (averaging * (p * (1 - p) / (post.n_window / 4))) @ averaging.T + ROUNDING_VAR * np.eye(n_j)
+        cov = sampling_covariance(y, ~np.isnan(y) & post.fitted, averaging, post.n_window)
         gain = np.linalg.solve(cov[np.ix_(obs, obs)], cov[np.ix_(obs, held)]).T          # (held, obs)
         cond_var = np.diag(cov[np.ix_(held, held)] - gain @ cov[np.ix_(obs, held)])
         mean = post.rate[:, b, held] + (y[obs] - post.rate[:, b, obs]) @ gain.T
