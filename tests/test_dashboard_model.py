@@ -151,8 +151,7 @@ def test_dashboard_run_folder_and_commands(dashboard_run, tmp_path, capsys):
 @pytest.mark.slow
 def test_real_dashboard_fits_cleanly_and_predicts_held_out_year(tmp_path):
     """The published file, as a new user would fit it, with the last year held out (about 8 minutes)."""
-    from pas_bayes.dashboard.figures import london_series
-    from pas_bayes.dashboard.summaries import HELDOUT_CHECK, LONDON_CHECK, checks, claims_check
+    from pas_bayes.dashboard.summaries import HELDOUT_CHECK, LONDON_CHECK, checks, claims_check, london_series
     from pas_bayes.diagnostics import diagnose
     from tests.conftest import SHARED, need_shared
 

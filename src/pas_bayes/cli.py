@@ -147,8 +147,9 @@ def _plot(args: argparse.Namespace) -> int:
     run = load_run(args.run)
     if run.kind == "dashboard":
         from pas_bayes.dashboard.figures import dashboard_figures
+        from pas_bayes.dashboard.summaries import summarise_dashboard
 
-        for path in write_figures(dashboard_figures(run), args.out, force=args.force):
+        for path in write_figures(dashboard_figures(summarise_dashboard(run)), args.out, force=args.force):
             print(f"Wrote {path} (numbers in {path.with_suffix('.csv').name})")
         return 0
     figures = build_figures(summarise_run(run), drivers=tuple(args.drivers) if args.drivers else None,

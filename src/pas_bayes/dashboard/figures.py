@@ -17,33 +17,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from pas_bayes.dashboard.summaries import (
-    LONDON_CHECK,
-    DashboardPosterior,
-    associations,
-    checks,
-    dashboard_posterior,
-    falls,
-    measure_label,
-    outcome_label,
-    trends,
-)
-from pas_bayes.fit import Run
+from pas_bayes.dashboard.summaries import LONDON_CHECK, DashboardSummary, measure_label, outcome_label
 from pas_bayes.plots._style import OKABE_ITO, PlotResult, percent
 
 FELL = 0.9
-
-
-def london_series(run: Run) -> pd.Series | None:
-    """The published London series of the run's outcome (from ``london.csv``), by quarter."""
-    path = run.path / "london.csv"
-    if not path.exists():
-        return None
-    table = pd.read_csv(path)
-    table = table[table["measure"] == run.spec.outcome]
-    if table.empty:
-        return None
-    return pd.Series(table["proportion"].to_numpy(), index=pd.PeriodIndex(table["quarter"], freq="Q"))
 
 
 def plot_borough_trends(table: pd.DataFrame, change: pd.DataFrame, outcome: str) -> PlotResult:
@@ -197,23 +174,18 @@ def plot_coverage(table: pd.DataFrame) -> PlotResult:
     return PlotResult(fig, table)
 
 
-def dashboard_figures(run: Run, post: DashboardPosterior | None = None) -> dict[str, PlotResult]:
-    """Every dashboard figure of a run, by file stem."""
-    post = post or dashboard_posterior(run)
-    london = london_series(run)
-    table = trends(post, london)
-    change = falls(post)
-    cover = checks(post, london)
+def dashboard_figures(summary: DashboardSummary) -> dict[str, PlotResult]:
+    """Every dashboard figure of a run, by file stem, from its summaries (computed once)."""
+    outcome, cover = summary.post.outcome, summary.cover
     london90 = cover[(cover["check"] == LONDON_CHECK) & (cover["nominal"] == 0.9)]
     out = {
-        "borough_trends": plot_borough_trends(table, change, post.outcome),
-        "london_check": plot_london_check(table, float(london90["empirical"].iloc[0]) if len(london90) else None,
-                                          post.outcome),
-        "latest_change": plot_latest_change(change, post.outcome),
+        "borough_trends": plot_borough_trends(summary.trends, summary.change, outcome),
+        "london_check": plot_london_check(summary.trends,
+                                          float(london90["empirical"].iloc[0]) if len(london90) else None, outcome),
+        "latest_change": plot_latest_change(summary.change, outcome),
     }
-    assoc = associations(run, post)
-    if len(assoc):
-        out["driver_associations"] = plot_associations(assoc, post.outcome)
+    if len(summary.assoc):
+        out["driver_associations"] = plot_associations(summary.assoc, outcome)
     if len(cover):
         out["coverage"] = plot_coverage(cover)
     return out

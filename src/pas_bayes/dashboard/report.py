@@ -16,18 +16,14 @@ import pandas as pd
 
 from pas_bayes import __version__
 from pas_bayes.atomic import atomic_write_text
-from pas_bayes.dashboard.figures import FELL, dashboard_figures, london_series
+from pas_bayes.dashboard.figures import FELL, dashboard_figures
 from pas_bayes.dashboard.summaries import (
     HELDOUT_CHECK,
     LONDON_CHECK,
     RELATIVE_CHECK,
-    associations,
-    checks,
-    claims_check,
-    dashboard_posterior,
-    falls,
     measure_label,
     outcome_label,
+    summarise_dashboard,
 )
 from pas_bayes.diagnostics import diagnose
 from pas_bayes.fit import Run
@@ -107,12 +103,9 @@ def _diagnostics(run: Run) -> str:
 
 def build_dashboard_report(run: Run) -> str:
     """The report as one HTML string (figures embedded as PNG)."""
-    post = dashboard_posterior(run)
-    change = falls(post)
-    cover = checks(post, london_series(run))
-    assoc = associations(run, post)
-    claims = claims_check(post)
-    figures = dashboard_figures(run, post)
+    summary = summarise_dashboard(run)
+    change, cover, assoc, claims = summary.change, summary.cover, summary.assoc, summary.claims
+    figures = dashboard_figures(summary)
     spec, prov = run.spec, run.provenance
     title = f"Borough trends in the share who {outcome_label(spec.outcome)}"
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

@@ -299,6 +299,39 @@ def claims_check(post: DashboardPosterior, *, lag: int = 4, threshold: float = 0
     return pd.DataFrame(rows)
 
 
+def london_series(run: Run) -> pd.Series | None:
+    """The published London series of the run's outcome (from ``london.csv``), by quarter."""
+    path = run.path / "london.csv"
+    if not path.exists():
+        return None
+    table = pd.read_csv(path)
+    table = table[table["measure"] == run.spec.outcome]
+    if table.empty:
+        return None
+    return pd.Series(table["proportion"].to_numpy(), index=pd.PeriodIndex(table["quarter"], freq="Q"))
+
+
+@dataclass
+class DashboardSummary:
+    """Every table of one dashboard run, computed once for its figures and report."""
+
+    run: Run
+    post: DashboardPosterior
+    trends: pd.DataFrame
+    change: pd.DataFrame
+    cover: pd.DataFrame
+    assoc: pd.DataFrame
+    claims: pd.DataFrame
+
+
+def summarise_dashboard(run: Run) -> DashboardSummary:
+    """Trends, latest-year changes, checks, associations and the claims check of a run."""
+    post = dashboard_posterior(run)
+    london = london_series(run)
+    return DashboardSummary(run=run, post=post, trends=trends(post, london), change=falls(post),
+                            cover=checks(post, london), assoc=associations(run, post), claims=claims_check(post))
+
+
 def outcome_label(measure: str) -> str:
     """A short phrase for a measure: "say the police do a good job"."""
     known = {"good_job": "say the police do a good job locally", "trust": "trust the MPS"}
