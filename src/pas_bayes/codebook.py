@@ -345,6 +345,24 @@ class Codebook:
         book.check()
         return book
 
+    def answer_order(self, outcome: str) -> tuple[tuple[str, ...], int]:
+        """An outcome's labels from least to most positive, and the index of the first positive one.
+
+        Raises
+        ------
+        SpecError
+            When the positive labels are not the top categories of the scale: a
+            cumulative model needs "positive" to be one of its cut-points.
+        """
+        spec = self.outcomes[outcome]
+        scale = self.scale_of(spec.item)
+        ordered = tuple(lab for _, lab in sorted(zip(scale.scores, scale.labels, strict=True)))
+        first = len(ordered) - len(spec.positive)
+        if set(ordered[first:]) != set(spec.positive):
+            raise SpecError(f"outcome {outcome!r}: positive labels {list(spec.positive)} are not the "
+                            f"top of its scale {list(reversed(ordered))}; a cumulative model needs them to be")
+        return ordered, first
+
     def check(self) -> None:
         """Raise :class:`SpecError` if an entry refers to something not defined."""
         for item in self.items.values():

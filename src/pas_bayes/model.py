@@ -1,31 +1,43 @@
 """ModelSpec + tidy survey frame -> a PyMC model with labelled dimensions.
 
-The model (binary outcome y, respondent i in ward w within borough b, drivers x):
+The model (respondent i in ward w within borough b, year t, drivers x):
 
-    logit P(y_i = 1) = alpha + a_b + a_w
-                       + sum_d x_id (beta_d + u_bd + v_wd)
-                       + sum_g e_g[level of i in g]
+    eta_i = a_b + a_w + sum_d x_id (beta_d + u_bd + v_wd + s_td + r_gd[level of i in g])
+            + y_t + sum_g e_g[level of i in g]
+
+    bernoulli:   logit P(positive_i) = alpha + eta_i
+    cumulative:  P(answer_i <= k) = logistic(c_k - eta_i), k = 0..K-2
 
 * ``alpha``, ``beta_d``: London intercept (for a resident at the London mean of
   every driver: drivers enter centred) and driver effects (log-odds per SD of a
-  composite driver, or yes vs no for a binary one);
-* ``a_b ~ N(0, sd_borough_intercept)``, ``u_bd ~ N(0, sd_borough_slope_d)``:
-  borough varying intercepts and driver slopes;
-* ``a_w ~ N(0, sd_ward_intercept)``, ``v_wd ~ N(0, sd_ward_slope_d)``: ward
-  (within borough) varying intercepts, and slopes for the spec's
-  ``ward_slopes`` drivers;
-* ``e_g = sd_g * z_g``, ``z_g`` zero-sum normal: a random intercept per
-  demographic (ethnicity, age, sex...), centred on zero across its levels so
-  that ``alpha`` stays identified; contrasts between levels are unaffected.
+  composite driver, or yes vs no for a binary one). In the cumulative model the
+  cut-points ``c`` take the intercept's place, and ``intercept`` is recorded as
+  ``-c`` at the positive/non-positive boundary: it is then the log-odds of a
+  positive answer, exactly as in the binary model, so every summary on the
+  probability scale reads both models alike.
+* ``a_b``, ``u_bd``: borough intercepts and driver slopes, independent normals
+  with their own SDs, or (``correlated = ["borough"]``) one multivariate normal
+  with an LKJ prior on the correlation of intercept and slopes;
+* ``a_w``, ``v_wd``: the same for wards within borough (slopes for the spec's
+  ``ward_slopes``);
+* ``y_t``, ``s_td``: year intercepts and year-varying slopes (``year_slopes``),
+  zero-sum over years, when the data hold more than one financial year; wards
+  are whatever codes the data hold, so a year on 2018 boundaries and a year on
+  2022 boundaries simply have different wards;
+* ``e_g``: zero-sum random intercepts per demographic; ``r_gd``: zero-sum
+  deviations of driver d's effect by level of demographic g (``demographic_slopes``).
 
-Every group effect is non-centred (``z * sd``) because with ~20 respondents
-a ward the likelihood is weak and the centred form gives funnels. Every
-variable carries dims, so posterior arrays are labelled by borough, ward,
-driver and demographic level. The frame is never read from a file here.
+Every group effect is non-centred (``z * sd``, or ``z @ L.T * sd`` when
+correlated) because with ~20 respondents a ward the likelihood is weak and the
+centred form gives funnels. Survey weights (``weights``) multiply each
+respondent's log-likelihood (pseudo-likelihood); the Savitsky-Williams option
+also weights each borough's and ward's prior density by its group weight.
+Every variable carries dims. The frame is never read from a file here.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -57,29 +69,111 @@ def model_coords(spec: ModelSpec, frame: pd.DataFrame) -> dict[str, list[str]]:
         "borough": boroughs,
         "ward": wards,
     }
+    if frame["financial_year"].nunique() > 1:
+        coords["year"] = sorted(frame["financial_year"].unique(), key=_year_key)
+        coords["year_driver"] = list(spec.year_slopes)
     book = spec.codebook()
     for g in spec.demographics:
         known = [lev for lev in book.demographics[g].levels if lev in set(frame[g])]
         coords[g] = known + sorted(set(frame[g]) - set(known))
+        if g in spec.demographic_slopes:
+            coords[f"{g}_driver"] = list(spec.demographic_slopes[g])
     return coords
 
 
+def _year_key(year: str) -> tuple[int, str]:
+    """Financial years in time order ("FY 9-10" before "FY 23-24")."""
+    digits = "".join(ch if ch.isdigit() else " " for ch in year).split()
+    return (int(digits[0]) if digits else 0, year)
+
+
+def _std_normal_logp(z: pt.TensorVariable, axis: int) -> pt.TensorVariable:
+    return (-0.5 * z**2 - 0.5 * np.log(2 * np.pi)).sum(axis=axis)
+
+
+@dataclass
+class GroupEffects:
+    """A level's intercepts (G,), slope deviations (G, D_level) and each group's log prior density."""
+
+    intercept: pt.TensorVariable
+    slopes: pt.TensorVariable | None
+    log_prior: pt.TensorVariable  # (G,): log density of the group's effects, for group weights
+
+
+def _group_effects(level: str, dim: str, slope_dim: str | None, slope_names: list[str],
+                   spec: ModelSpec, intercept_prior: str, slope_prior: str) -> GroupEffects:
+    """Intercepts and slope deviations of one grouping level, non-centred, optionally LKJ-correlated."""
+    sd0 = _prior(f"sd_{level}_intercept", spec.prior(intercept_prior))
+    if not slope_names:
+        z0 = pm.Normal(f"z_{level}_intercept", 0.0, 1.0, dims=dim)
+        a = pm.Deterministic(f"{level}_intercept", z0 * sd0, dims=dim)
+        return GroupEffects(a, None, _std_normal_logp(z0[:, None], 1) - pt.log(sd0))
+    sd = _prior(f"sd_{level}_slope", spec.prior(slope_prior), dims=slope_dim)
+    if level in spec.correlated:
+        coef = f"{level}_coef"
+        eta = spec.prior("correlation")["eta"]
+        chol = pm.LKJCorr(f"corr_chol_{level}", n=1 + len(slope_names), eta=eta)
+        pm.Deterministic(f"corr_{level}", chol @ chol.T, dims=(coef, f"{coef}_"))
+        z = pm.Normal(f"z_{level}", 0.0, 1.0, dims=(dim, coef))
+        scales = pt.concatenate([sd0[None], sd])
+        effects = pt.dot(z, chol.T) * scales
+        a = pm.Deterministic(f"{level}_intercept", effects[:, 0], dims=dim)
+        u = pm.Deterministic(f"{level}_slope_dev", effects[:, 1:], dims=(dim, slope_dim))
+        log_det = pt.log(pt.diagonal(chol)).sum() + pt.log(scales).sum()
+        return GroupEffects(a, u, _std_normal_logp(z, 1) - log_det)
+    z0 = pm.Normal(f"z_{level}_intercept", 0.0, 1.0, dims=dim)
+    z = pm.Normal(f"z_{level}_slope", 0.0, 1.0, dims=(dim, slope_dim))
+    a = pm.Deterministic(f"{level}_intercept", z0 * sd0, dims=dim)
+    u = pm.Deterministic(f"{level}_slope_dev", z * sd, dims=(dim, slope_dim))
+    log_prior = (_std_normal_logp(z0[:, None], 1) + _std_normal_logp(z, 1)
+                 - pt.log(sd0) - pt.log(sd).sum())
+    return GroupEffects(a, u, log_prior)
+
+
+def design_weights(frame: pd.DataFrame, how: str, borough_idx: np.ndarray,
+                   ward_idx: np.ndarray) -> dict[str, np.ndarray]:
+    """Respondent, ward and borough weights for ``weights = how``.
+
+    ``pseudo``: each respondent's ``WT_Discrete``, scaled to average 1 (the
+    likelihood then carries as much information as the sample has respondents).
+    ``savitsky_williams``: the weight split into three parts whose product is
+    the respondent's weight: the borough's (its respondents' mean weight, scaled
+    to average 1 over boroughs), the ward's within its borough (the ward's mean
+    over the borough's, scaled to average 1 over the borough's wards) and the
+    respondent's within the ward (weight over the ward's mean). The first two
+    weight the group priors, the last the likelihood (Savitsky & Williams 2022).
+    """
+    w = frame["weight"].to_numpy(dtype=float)
+    w = w / w.mean()
+    if how == "pseudo":
+        return {"respondent": w}
+    ward_mean = np.bincount(ward_idx, w) / np.bincount(ward_idx)
+    borough_mean = np.bincount(borough_idx, w) / np.bincount(borough_idx)
+    ward_borough = np.zeros(ward_mean.size, dtype=int)
+    ward_borough[ward_idx] = borough_idx
+    ward_rel = ward_mean / borough_mean[ward_borough]
+    ward_rel = ward_rel / (np.bincount(ward_borough, ward_rel) / np.bincount(ward_borough))[ward_borough]
+    return {"respondent": w / ward_mean[ward_idx], "ward": ward_rel,
+            "borough": borough_mean / borough_mean.mean()}
+
+
 def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
-    """Build the hierarchical Bernoulli-logit model of ``spec.outcome``.
+    """Build the hierarchical model of ``spec.outcome`` (binary or cumulative logit).
 
     Parameters
     ----------
     spec
-        Outcome, drivers, ward-slope drivers, demographics and priors.
+        Outcome, family, drivers, varying effects, demographics, weights and priors.
     frame
         The tidy frame of :func:`pas_bayes.survey.read_survey` (``SurveyData.frame``).
 
     Returns
     -------
     pymc.Model
-        With coords ``obs``, ``driver``, ``ward_driver``, ``borough``, ``ward``
-        and one per demographic. ``constant_data`` keeps the design and the
-        ward -> borough map, so summaries never need the survey again.
+        With coords ``obs``, ``driver``, ``ward_driver``, ``borough``, ``ward``,
+        one per demographic, and ``year`` / ``answer`` when used.
+        ``constant_data`` keeps the design and the index maps, so summaries
+        never need the survey again.
     """
     coords = model_coords(spec, frame)
     borough_idx = frame["borough"].map({b: i for i, b in enumerate(coords["borough"])}).to_numpy()
@@ -89,8 +183,18 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
                     .to_numpy())
     X = frame[list(spec.drivers)].to_numpy(dtype=float)
     ward_cols = [spec.drivers.index(d) for d in spec.ward_slopes]
-    y = frame[spec.outcome].to_numpy(dtype=int)
     coords_all = {**coords, "obs": np.arange(len(frame))}
+    cumulative = spec.family == "cumulative"
+    if cumulative:
+        answers, positive_from = spec.codebook().answer_order(spec.outcome)
+        coords_all["cut"] = [f"{a} | {b}" for a, b in zip(answers[:-1], answers[1:], strict=True)]
+        y = frame["answer"].to_numpy(dtype=int)
+    else:
+        y = frame[spec.outcome].to_numpy(dtype=int)
+    if "borough" in spec.correlated:
+        coords_all["borough_coef"] = coords_all["borough_coef_"] = ["intercept", *spec.drivers]
+    if "ward" in spec.correlated:
+        coords_all["ward_coef"] = coords_all["ward_coef_"] = ["intercept", *spec.ward_slopes]
 
     with pm.Model(coords=coords_all) as model:
         x_raw = pm.Data("X", X, dims=("obs", "driver"))
@@ -103,27 +207,30 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
         w_idx = pm.Data("ward_idx", ward_idx, dims="obs")
         pm.Data("ward_borough_idx", ward_borough, dims="ward")
 
-        alpha = _prior("intercept", spec.prior("intercept"))
         beta = _prior("beta", spec.prior("driver_effect"), dims="driver")
+        borough = _group_effects("borough", "borough", "driver", list(spec.drivers), spec,
+                                 "borough_intercept_sd", "borough_slope_sd")
+        pm.Deterministic("borough_slope", beta + borough.slopes, dims=("borough", "driver"))
+        ward = _group_effects("ward", "ward", "ward_driver", list(spec.ward_slopes), spec,
+                              "ward_intercept_sd", "ward_slope_sd")
 
-        sd_b0 = _prior("sd_borough_intercept", spec.prior("borough_intercept_sd"))
-        z_b0 = pm.Normal("z_borough_intercept", 0.0, 1.0, dims="borough")
-        a_b = pm.Deterministic("borough_intercept", z_b0 * sd_b0, dims="borough")
-        sd_b = _prior("sd_borough_slope", spec.prior("borough_slope_sd"), dims="driver")
-        z_b = pm.Normal("z_borough_slope", 0.0, 1.0, dims=("borough", "driver"))
-        u_b = pm.Deterministic("borough_slope_dev", z_b * sd_b, dims=("borough", "driver"))
-        pm.Deterministic("borough_slope", beta + u_b, dims=("borough", "driver"))
-
-        sd_w0 = _prior("sd_ward_intercept", spec.prior("ward_intercept_sd"))
-        z_w0 = pm.Normal("z_ward_intercept", 0.0, 1.0, dims="ward")
-        a_w = pm.Deterministic("ward_intercept", z_w0 * sd_w0, dims="ward")
-
-        eta = alpha + a_b[b_idx] + a_w[w_idx] + (x * (beta + u_b[b_idx])).sum(axis=1)
+        eta = borough.intercept[b_idx] + ward.intercept[w_idx] + (x * (beta + borough.slopes[b_idx])).sum(axis=1)
         if ward_cols:
-            sd_w = _prior("sd_ward_slope", spec.prior("ward_slope_sd"), dims="ward_driver")
-            z_w = pm.Normal("z_ward_slope", 0.0, 1.0, dims=("ward", "ward_driver"))
-            v_w = pm.Deterministic("ward_slope_dev", z_w * sd_w, dims=("ward", "ward_driver"))
-            eta = eta + (x[:, ward_cols] * v_w[w_idx]).sum(axis=1)
+            eta = eta + (x[:, ward_cols] * ward.slopes[w_idx]).sum(axis=1)
+
+        if "year" in coords:
+            t_idx = pm.Data("year_idx", frame["financial_year"].map(
+                {t: i for i, t in enumerate(coords["year"])}).to_numpy(), dims="obs")
+            sd_t = _prior("sd_year", spec.prior("year_sd"))
+            z_t = pm.ZeroSumNormal("z_year", sigma=1.0, dims="year")
+            eta = eta + pm.Deterministic("year_intercept", z_t * sd_t, dims="year")[t_idx]
+            if spec.year_slopes:
+                cols = [spec.drivers.index(d) for d in spec.year_slopes]
+                sd_ts = _prior("sd_year_slope", spec.prior("year_slope_sd"), dims="year_driver")
+                z_ts = pm.ZeroSumNormal("z_year_slope", sigma=1.0, dims=("year_driver", "year"))
+                dev = pm.Deterministic("year_slope_dev", (z_ts * sd_ts[:, None]).T,
+                                       dims=("year", "year_driver"))
+                eta = eta + (x[:, cols] * dev[t_idx]).sum(axis=1)
 
         for g in spec.demographics:
             level_idx = frame[g].map({v: i for i, v in enumerate(coords[g])}).to_numpy()
@@ -132,8 +239,38 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
             # Zero-sum: with only 2-6 levels, free intercepts would trade off against the
             # London intercept (one more unidentified location, low ESS for both).
             z_g = pm.ZeroSumNormal(f"z_{g}", sigma=1.0, dims=g)
-            e_g = pm.Deterministic(f"effect_{g}", z_g * sd_g, dims=g)
-            eta = eta + e_g[idx]
+            eta = eta + pm.Deterministic(f"effect_{g}", z_g * sd_g, dims=g)[idx]
+            if g in spec.demographic_slopes:
+                # Zero-sum over levels too: beta stays the effect for the average level.
+                cols = [spec.drivers.index(d) for d in spec.demographic_slopes[g]]
+                sd_gs = _prior(f"sd_{g}_slope", spec.prior("demographic_slope_sd"), dims=f"{g}_driver")
+                z_gs = pm.ZeroSumNormal(f"z_{g}_slope", sigma=1.0, dims=(f"{g}_driver", g))
+                dev = pm.Deterministic(f"slope_dev_{g}", (z_gs * sd_gs[:, None]).T, dims=(g, f"{g}_driver"))
+                eta = eta + (x[:, cols] * dev[idx]).sum(axis=1)
 
-        pm.Bernoulli(spec.outcome, logit_p=eta, observed=y, dims="obs")
+        if cumulative:
+            n_cut = len(coords_all["cut"])
+            cut_prior = spec.prior("cutpoints")
+            cutpoints = pm.Normal("cutpoints", cut_prior["mu"], cut_prior["sigma"], dims="cut",
+                                  transform=pm.distributions.transforms.ordered,
+                                  initval=np.linspace(-2.0, 2.0, n_cut))
+            pm.Deterministic("intercept", -cutpoints[positive_from - 1])
+            pm.Data("positive_from", positive_from)
+            dist = pm.OrderedLogistic.dist(eta=eta, cutpoints=cutpoints)
+        else:
+            alpha = _prior("intercept", spec.prior("intercept"))
+            dist = pm.Bernoulli.dist(logit_p=alpha + eta)
+
+        if spec.weights == "none":
+            model.register_rv(dist, spec.outcome, observed=y, dims=("obs",))
+        else:
+            parts = design_weights(frame, spec.weights, borough_idx, ward_idx)
+            pm.Data("y_observed", y, dims="obs")
+            w = pm.Data("weight_respondent", parts["respondent"], dims="obs")
+            pm.Potential("weighted_loglik", (w * pm.logp(dist, y)).sum())
+            for level, effects in (("borough", borough), ("ward", ward)):
+                if level in parts:
+                    wg = pm.Data(f"weight_{level}", parts[level], dims=level)
+                    # The group's prior density counts w_g times instead of once.
+                    pm.Potential(f"weighted_prior_{level}", ((wg - 1.0) * effects.log_prior).sum())
     return model

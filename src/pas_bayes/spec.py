@@ -32,6 +32,7 @@ PRIOR_FAMILIES: dict[str, tuple[str, ...]] = {
     "Exponential": ("lam",),
     "HalfCauchy": ("beta",),
     "LogNormal": ("mu", "sigma"),
+    "LKJ": ("eta",),
 }
 
 #: The model's parameters that take a prior, with the default of each.
@@ -48,7 +49,21 @@ DEFAULT_PRIORS: dict[str, dict[str, Any]] = {
     "ward_slope_sd": {"dist": "HalfNormal", "sigma": 0.2},
     # Spread of each demographic's random intercepts.
     "demographic_sd": {"dist": "HalfNormal", "sigma": 0.5},
+    # Ordinal models only: the K-1 ordered cut-points of the cumulative logit (log-odds).
+    "cutpoints": {"dist": "Normal", "mu": 0.0, "sigma": 3.0},
+    # Correlated varying effects only: LKJ prior on the correlation matrix (eta > 1 shrinks
+    # towards no correlation; 2 keeps |r| > 0.8 unlikely with 8 coefficients).
+    "correlation": {"dist": "LKJ", "eta": 2.0},
+    # Spread of a driver's slope across the levels of a demographic (demographic_slopes).
+    "demographic_slope_sd": {"dist": "HalfNormal", "sigma": 0.3},
+    # Several years: spread of the year intercepts, and of a driver's effect across years.
+    "year_sd": {"dist": "HalfNormal", "sigma": 0.3},
+    "year_slope_sd": {"dist": "HalfNormal", "sigma": 0.2},
 }
+
+FAMILIES = ("bernoulli", "cumulative")
+CORRELATED_LEVELS = ("borough", "ward")
+WEIGHTINGS = ("none", "pseudo", "savitsky_williams")
 
 SAMPLERS = ("nutpie", "pymc")
 
@@ -70,9 +85,13 @@ def prior_from_table(name: str, table: Mapping[str, Any]) -> dict[str, Any]:
     bad = set(table) - set(allowed)
     if bad or set(allowed) - set(table):
         raise SpecError(f"[priors.{name}]: {family} takes exactly {list(allowed)}, got {sorted(table)}")
-    for key in ("sigma", "lam", "beta", "nu"):
+    for key in ("sigma", "lam", "beta", "nu", "eta"):
         if key in table and not float(table[key]) > 0:
             raise SpecError(f"[priors.{name}]: {key} must be > 0, got {table[key]!r}")
+    if (name == "correlation") != (family == "LKJ"):
+        raise SpecError(f"[priors.{name}]: " + ("the correlation prior must be LKJ, e.g. "
+                        "{ dist = \"LKJ\", eta = 2.0 }" if name == "correlation" else
+                        "LKJ is a prior for the correlation matrix only"))
     if name.endswith("_sd") and family in ("Normal", "StudentT"):
         raise SpecError(f"[priors.{name}]: a standard deviation needs a positive family "
                         "(HalfNormal, HalfStudentT, Exponential, HalfCauchy)")
@@ -128,6 +147,22 @@ class ModelSpec:
         Drivers whose effect also varies by ward within borough.
     demographics
         Demographic random intercepts.
+    family
+        ``"bernoulli"``: logit of a positive answer (e.g. Q60 Excellent or Good);
+        ``"cumulative"``: cumulative logit of the full answer scale.
+    correlated
+        Levels (``"borough"``, ``"ward"``) whose intercept and slopes are
+        LKJ-correlated instead of independent.
+    demographic_slopes
+        ``{group: [drivers]}``: those drivers' effects vary by the levels of the
+        demographic ``group`` (which must be one of ``demographics``).
+    year_slopes
+        Drivers whose effect varies by financial year (several years in the data).
+        Year intercepts are added whenever the data hold more than one year.
+    weights
+        ``"none"``; ``"pseudo"``: ``WT_Discrete`` weights the likelihood;
+        ``"savitsky_williams"``: the weight is split into borough, ward-within-borough
+        and respondent-within-ward parts that weight the group priors and the likelihood.
     priors
         One table per parameter in :data:`DEFAULT_PRIORS`.
     """
@@ -138,6 +173,11 @@ class ModelSpec:
                                 "crime_problems", "visibility", "informed")
     ward_slopes: tuple[str, ...] = ("engagement", "visibility")
     demographics: tuple[str, ...] = ("ethnicity", "age", "sex")
+    family: str = "bernoulli"
+    correlated: tuple[str, ...] = ()
+    demographic_slopes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    year_slopes: tuple[str, ...] = ()
+    weights: str = "none"
     priors: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: dict(DEFAULT_PRIORS))
     data: DataOptions = field(default_factory=DataOptions)
     sampler: SamplerOptions = field(default_factory=SamplerOptions)
@@ -164,6 +204,31 @@ class ModelSpec:
                 raise SpecError(f"spec {self.name!r}: demographic {g!r} is not in the codebook; "
                                 f"known: {sorted(book.demographics)} (add one under "
                                 "[codebook.demographics])")
+        if self.family not in FAMILIES:
+            raise SpecError(f"spec {self.name!r}: family {self.family!r} is not supported; use one "
+                            f"of {FAMILIES}")
+        for level in self.correlated:
+            if level not in CORRELATED_LEVELS:
+                raise SpecError(f"spec {self.name!r}: correlated names {level!r}; use any of "
+                                f"{CORRELATED_LEVELS}")
+        if "ward" in self.correlated and not self.ward_slopes:
+            raise SpecError(f"spec {self.name!r}: correlated ward effects need ward_slopes "
+                            "(an intercept alone has nothing to correlate with)")
+        for g, drivers in self.demographic_slopes.items():
+            if g not in self.demographics:
+                raise SpecError(f"spec {self.name!r}: demographic_slopes names {g!r}, which is not one "
+                                f"of the demographics {list(self.demographics)}; add it there too")
+            bad = [d for d in drivers if d not in self.drivers]
+            if bad or not drivers:
+                raise SpecError(f"spec {self.name!r}: demographic_slopes.{g} must list drivers of "
+                                f"the model {list(self.drivers)}, got {list(drivers)}")
+        bad = [d for d in self.year_slopes if d not in self.drivers]
+        if bad:
+            raise SpecError(f"spec {self.name!r}: year_slopes names {bad}, not drivers of the model "
+                            f"{list(self.drivers)}")
+        if self.weights not in WEIGHTINGS:
+            raise SpecError(f"spec {self.name!r}: weights {self.weights!r} is not supported; use one "
+                            f"of {WEIGHTINGS}")
         unknown = set(self.priors) - set(DEFAULT_PRIORS)
         if unknown:
             raise SpecError(f"spec {self.name!r}: [priors] has unknown entries {sorted(unknown)}; "
@@ -218,18 +283,29 @@ def table_digest(table: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(table, sort_keys=True).encode()).hexdigest()
 
 
+#: Model options beyond the core (see :class:`ModelSpec`).
+MODEL_OPTIONS = ("family", "correlated", "demographic_slopes", "year_slopes", "weights")
+
+
 def spec_from_dict(table: Mapping[str, Any], *, source: str | None = None) -> ModelSpec:
     """Build a :class:`ModelSpec` from a spec-file table (or :meth:`ModelSpec.to_dict`)."""
     table = dict(table)
     where = source or "spec"
     known = {"name", "outcome", "drivers", "ward_slopes", "demographics", "priors", "data",
-             "sampler", "codebook", "codebook_overrides", "model"}
+             "sampler", "codebook", "codebook_overrides", "model", *MODEL_OPTIONS}
     unknown = set(table) - known
     if unknown:
         raise SpecError(f"{where}: unknown top-level keys {sorted(unknown)}; known: {sorted(known)}")
     model = dict(table.pop("model", {}))
     model.update({k: table.pop(k) for k in list(table) if k in
-                  ("name", "outcome", "drivers", "ward_slopes", "demographics")})
+                  ("name", "outcome", "drivers", "ward_slopes", "demographics", *MODEL_OPTIONS)})
+    if "demographic_slopes" in model:
+        slopes = model["demographic_slopes"]
+        if not isinstance(slopes, Mapping):
+            raise SpecError(f"{where}: demographic_slopes must be a table such as "
+                            "{ ethnicity = [\"engagement\"] }")
+        model["demographic_slopes"] = {str(g): tuple(v) if isinstance(v, list) else (v,)
+                                       for g, v in slopes.items()}
     if "name" not in model:
         raise SpecError(f"{where}: give the model a name ([model] name = \"...\")")
     try:

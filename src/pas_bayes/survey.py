@@ -47,8 +47,9 @@ class SurveyData:
         One row per respondent kept: ``row`` (data row in the file, 1-based),
         ``borough``, ``borough_code``, ``ward``, ``ward_name``,
         ``financial_year``, ``quarter``, ``weight``, the outcome (0/1, named as
-        the spec's outcome), one float column per driver and one text column
-        per demographic.
+        the spec's outcome), ``answer`` (the outcome's full answer as 0 = least
+        positive ... K-1 = most positive, for cumulative models), one float
+        column per driver and one text column per demographic.
     exclusions
         ``reason``, ``rows``: every input row once, the last line being the
         rows kept; the counts add up to ``n_input_rows``.
@@ -344,14 +345,11 @@ def read_survey(path: str | Path, spec: ModelSpec, *, encoding: str | None = Non
             _mark(reasons, count < k,
                   f"driver {name}: fewer than {k} of its {len(driver.items)} items answered")
 
-    keep = reasons.isna().to_numpy()
-    scaling_rows = []
-    for name, items in answered_items.items():
-        drivers[name], centre, scale = standardised_composite(items, keep)
-        scaling_rows.append({"driver": name, "mean_item_z": centre, "sd_item_z": scale,
-                             "items": " ".join(items.columns)})
-
     weight = pd.Series(np.nan, index=table.index)
+    if spec.weights != "none" and "WT_Discrete" not in table.columns:
+        raise data_error(path, "no survey weight column WT_Discrete", column="WT_Discrete",
+                         fix=f"the spec asks for weights = {spec.weights!r}: give a file with its "
+                         "weights, map the weight column with [data.columns], or set weights = \"none\"")
     if "WT_Discrete" in table.columns:
         weight = pd.to_numeric(table["WT_Discrete"].replace("", np.nan), errors="coerce")
         bad = weight.isna() & (table["WT_Discrete"] != "")
@@ -360,6 +358,20 @@ def read_survey(path: str | Path, spec: ModelSpec, *, encoding: str | None = Non
             raise data_error(path, "survey weight is not a positive number", column="WT_Discrete",
                              value=table["WT_Discrete"][bad].iloc[0], row=_first_row(bad),
                              fix="correct the weight, or blank it if unknown")
+        if spec.weights != "none":
+            _mark(reasons, table["WT_Discrete"] == "",
+                  f"survey weight WT_Discrete blank (the spec weights by it: {spec.weights})")
+
+    keep = reasons.isna().to_numpy()
+    # The full answer, least positive first (0, 1, ...): what a cumulative model fits.
+    answer_scale = book.scale_of(outcome.item)
+    order = sorted(answer_scale.labels, key=answer_scale.score_of().__getitem__)
+    answer = y_label.map({lab: i for i, lab in enumerate(order)})
+    scaling_rows = []
+    for name, items in answered_items.items():
+        drivers[name], centre, scale = standardised_composite(items, keep)
+        scaling_rows.append({"driver": name, "mean_item_z": centre, "sd_item_z": scale,
+                             "items": " ".join(items.columns)})
 
     tidy = pd.DataFrame({
         "row": np.arange(1, n + 1),
@@ -371,6 +383,7 @@ def read_survey(path: str | Path, spec: ModelSpec, *, encoding: str | None = Non
         "quarter": table["Quarter"] if "Quarter" in table.columns else "",
         "weight": weight,
         spec.outcome: y_label.isin(outcome.positive).astype(int),
+        "answer": answer.fillna(-1).astype(int),
         **drivers,
     })
     for g in spec.demographics:
