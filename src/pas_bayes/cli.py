@@ -20,7 +20,8 @@ def _simulate(args: argparse.Namespace) -> int:
     from pas_bayes.simulate import SimulationSettings, simulate_survey, write_simulation
 
     settings = SimulationSettings(seed=args.seed, per_borough=args.per_borough,
-                                  financial_year=args.financial_year, ward_lookup=args.ward_lookup)
+                                  financial_year=args.financial_year, years=tuple(args.years or ()),
+                                  ward_lookup=args.ward_lookup, ward_lookup_2018=args.ward_lookup_2018)
     sim = simulate_survey(settings)
     path = write_simulation(sim, args.out, settings, force=args.force)
     print(f"Wrote {path} ({len(sim.survey)} respondents, {sim.truth['n_wards_sampled']} wards) "
@@ -119,11 +120,103 @@ def _effects(args: argparse.Namespace) -> int:
         if args.logit_only:
             table = table[table["scale"] == "logit"]
     else:
+        from pas_bayes.effects import effect_correlations, group_slopes
+
         table = driver_effects(run.idata, probability_scale=not args.logit_only)
+        out = Path(args.out)
+        extras = {out.with_name(f"{out.stem}_by_group.csv"): group_slopes(run.idata),
+                  out.with_name(f"{out.stem}_correlations.csv"): effect_correlations(run.idata)}
+        extras = {path: frame for path, frame in extras.items() if not frame.empty}
+        refuse_existing(list(extras), force=args.force)
+        for path, frame in extras.items():
+            atomic_write(path, lambda p, f=frame: f.to_csv(p, index=False, float_format="%.6g"), force=args.force)
+            print(f"Wrote {len(frame)} rows to {path}")
+        _print_group_effects(extras)
     atomic_write(Path(args.out), lambda p: table.to_csv(p, index=False, float_format="%.6g"),
                  force=args.force)
     print(f"Wrote {len(table)} rows of driver effects ({', '.join(table['scale'].unique())}) to {args.out}")
     return 0
+
+
+def _print_group_effects(tables: dict) -> None:
+    for path, frame in tables.items():
+        if path.stem.endswith("_correlations"):
+            for r in frame.itertuples(index=False):
+                print(f"  {r.level} correlation of {r.first} and {r.second}: {r.q50:+.2f} "
+                      f"(90% interval {r.q05:+.2f} to {r.q95:+.2f})")
+        else:
+            for r in frame.itertuples(index=False):
+                print(f"  {r.driver} effect, {r.group} {r.level}: {r.q50:.2f} (90% interval {r.q05:.2f} to "
+                      f"{r.q95:.2f}); P(above the London average) {r.prob_above_average:.2f}")
+
+
+def _prior_check(args: argparse.Namespace) -> int:
+    from pas_bayes.atomic import atomic_write_text
+    from pas_bayes.plots.prior_rates import plot_prior_rates
+    from pas_bayes.prior_check import prior_rates, prior_verdict
+    from pas_bayes.spec import load_spec
+    from pas_bayes.summaries import outcome_phrase
+    from pas_bayes.survey import read_survey
+
+    spec = load_spec(args.spec)
+    data = Path(args.data) if args.data else spec.data_path()
+    if data is None:
+        raise SpecError(f"{args.spec}: no data file: give --data FILE or [data] path in the spec")
+    out = Path(args.out)
+    targets = [out / "prior_rates.png", out / "prior_rates.csv", out / "prior_check.json"]
+    refuse_existing(targets, force=args.force)
+    survey = read_survey(data, spec)
+    rates = prior_rates(spec, survey.frame, draws=args.draws, seed=args.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_prior_rates(rates, outcome_phrase=outcome_phrase(spec)).save(out / "prior_rates.png", force=args.force)
+    import json
+
+    record = {"spec": spec.to_dict(), "spec_sha256": spec.digest(), "data_file": str(data.resolve()),
+              "data_sha256": survey.sha256, "draws": args.draws, "seed": args.seed,
+              "verdict": prior_verdict(rates)}
+    atomic_write_text(out / "prior_check.json", json.dumps(record, indent=1) + "\n", force=args.force)
+    london = rates.iloc[0]
+    print(f"London, from the priors alone: {london.q05:.0f}% to {london.q95:.0f}% (90% of {args.draws} draws)")
+    print(prior_verdict(rates))
+    print(f"Wrote {targets[0]} (numbers in {targets[1].name}) and {targets[2]}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from pas_bayes.comparison import compare_runs, verdict
+
+    if args.out:
+        refuse_existing([Path(args.out)], force=args.force)
+    table, k_summary = compare_runs(args.runs, by=args.by)
+    with_columns = ["model", "rank", "elpd_loo", "se", "elpd_diff", "dse", "p_worse", "n", "max_k", "k_over_0.7"]
+    print(f"PSIS-LOO, leaving out one {args.by} at a time (higher ELPD predicts better):")
+    print(table[with_columns].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print()
+    print("Pareto k (reliability of each run's importance-sampling estimates):")
+    print(k_summary.to_string(index=False))
+    print()
+    print(verdict(table))
+    for note in _k_advice(k_summary, args.by):
+        print(note)
+    if args.out:
+        atomic_write(Path(args.out), lambda p: table.to_csv(p, index=False, float_format="%.6g"), force=args.force)
+        print(f"Wrote {args.out}")
+    return 0
+
+
+def _k_advice(k_summary, by: str) -> list[str]:
+    notes = []
+    for r in k_summary.itertuples(index=False):
+        bad = r.k_bad + r.k_very_bad
+        if bad:
+            notes.append(f"WARNING {r.model}: {bad} of {r.n} {by}s have Pareto k > 0.7, so their LOO terms are "
+                         "unreliable. What to do: " + (
+                             "compare leaving out whole wards (--by ward), which asks a different question "
+                             "but is often better behaved, or refit without those respondents (k-fold)"
+                             if by == "respondent" else
+                             "the ward-level estimate is unreliable for those wards; treat small "
+                             "differences as inconclusive, or compare with k-fold refits"))
+    return notes
 
 
 def _summary(run_path: str):
@@ -236,9 +329,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=2324)
     p.add_argument("--per-borough", type=int, default=400, help="respondents per borough (default 400)")
     p.add_argument("--financial-year", default="FY 23-24")
-    p.add_argument("--ward-lookup", help="ONS ward->borough CSV to take real ward codes and names from")
+    p.add_argument("--years", nargs="*", help="several financial years in one file, e.g. \"FY 21-22\" "
+                   "\"FY 22-23\" (years before FY 22-23 use 2018 ward boundaries)")
+    p.add_argument("--ward-lookup", help="ONS ward->borough CSV (2022 wards) to take real ward codes and names from")
+    p.add_argument("--ward-lookup-2018", help="the same for 2018 wards (years before FY 22-23)")
     p.add_argument("--force", action="store_true", help="replace files already in --out")
     p.set_defaults(func=_simulate)
+
+    p = sub.add_parser("prior-check", help="what the priors imply for borough rates, before seeing any answer")
+    p.add_argument("spec", help="model spec (TOML)")
+    p.add_argument("--data", help="survey file (default: the spec's [data] path); only its design is used")
+    p.add_argument("--out", required=True, help="folder for prior_rates.png/.csv and prior_check.json")
+    p.add_argument("--draws", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=_prior_check)
+
+    p = sub.add_parser("compare", help="rank runs fitted to the same data by PSIS-LOO (ELPD)")
+    p.add_argument("runs", nargs="+", help="run folders (at least two)")
+    p.add_argument("--by", choices=["respondent", "ward"], default="respondent",
+                   help="leave out one respondent (default) or one whole ward at a time")
+    p.add_argument("--out", help="also write the comparison table as CSV")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=_compare)
 
     p = sub.add_parser("fit", help="fit a model spec and write a run folder")
     p.add_argument("spec", help="model spec (TOML), e.g. models/confidence.toml")

@@ -117,3 +117,70 @@ def driver_effects(idata: xr.DataTree, *, probability_scale: bool = True,
         ame = marginal_effects(load_posterior(idata, max_draws=max_draws))
         frames += [_tidy(level, places[level], drivers, "pp", ame[level]) for level in places]
     return pd.concat(frames, ignore_index=True)[list(EFFECT_COLUMNS)]
+
+
+GROUP_COLUMNS = ("group", "level", "driver", "mean", "sd", "q05", "q50", "q95", "dev_mean", "dev_q05",
+                 "dev_q95", "prob_above_average")
+
+
+def group_slopes(idata: xr.DataTree) -> pd.DataFrame:
+    """Driver effects by financial year and by demographic level, where the run lets them vary.
+
+    Each row is one level's total slope (log-odds per SD, or yes vs no) and its
+    deviation from the London effect (``beta``, the average over levels: the
+    deviations sum to zero over a group's levels), with the probability that the
+    deviation is positive.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`GROUP_COLUMNS`; empty when nothing varies by year or demographic.
+    """
+    post = idata["posterior"]
+    drivers = _coord(idata, "driver")
+    beta = draws(idata, "beta")
+    sources = []
+    if "year_slope_dev" in post.data_vars:
+        sources.append(("year", "year", "year_driver", "year_slope_dev"))
+    for var in post.data_vars:
+        if var.startswith("slope_dev_"):
+            g = var.removeprefix("slope_dev_")
+            sources.append((g, g, f"{g}_driver", var))
+    rows = []
+    for group, dim, driver_dim, var in sources:
+        dev = draws(idata, var)  # (S, levels, drivers of the group)
+        for j, driver in enumerate(_coord(idata, driver_dim)):
+            total = beta[:, [drivers.index(driver)]] + dev[:, :, j]
+            stats, dstats = _summarise(total), _summarise(dev[:, :, j])
+            for i, level in enumerate(_coord(idata, dim)):
+                rows.append({"group": group, "level": level, "driver": driver,
+                             **{k: float(v[i]) for k, v in stats.items()},
+                             "dev_mean": float(dstats["mean"][i]), "dev_q05": float(dstats["q05"][i]),
+                             "dev_q95": float(dstats["q95"][i]),
+                             "prob_above_average": float((dev[:, i, j] > 0).mean())})
+    return pd.DataFrame(rows, columns=list(GROUP_COLUMNS))
+
+
+def effect_correlations(idata: xr.DataTree) -> pd.DataFrame:
+    """Correlations of LKJ-correlated varying effects (e.g. borough intercept with engagement slope).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``level`` (borough or ward), ``first``, ``second`` (each pair once), ``mean``, ``q05``, ``q50``,
+        ``q95``, ``prob_positive``; empty when the run has no correlated effects.
+    """
+    rows = []
+    for level in ("borough", "ward"):
+        var = f"corr_{level}"
+        if var not in idata["posterior"].data_vars:
+            continue
+        corr = draws(idata, var)
+        names = _coord(idata, f"{level}_coef")
+        for i in range(len(names)):
+            for j in range(i + 1, len(names)):
+                r = corr[:, i, j]
+                q = np.quantile(r, [0.05, 0.5, 0.95])
+                rows.append({"level": level, "first": names[i], "second": names[j], "mean": float(r.mean()),
+                             "q05": q[0], "q50": q[1], "q95": q[2], "prob_positive": float((r > 0).mean())})
+    return pd.DataFrame(rows, columns=["level", "first", "second", "mean", "q05", "q50", "q95", "prob_positive"])

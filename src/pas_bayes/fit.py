@@ -10,6 +10,8 @@ A run folder holds::
     item_missingness.csv    answered / non-substantive counts per year and item
     driver_scaling.csv      how composite drivers were standardised
     wards.csv               ward id, name, borough and respondents modelled
+    loo.csv, loo_wards.csv  PSIS-LOO per respondent and leaving out one ward
+                            (unweighted models; see pas_bayes.comparison)
     provenance.json         data file and SHA-256, spec digest, seed, sampler
                             settings, package versions, timings, command line
 
@@ -40,6 +42,7 @@ import pymc as pm
 import xarray as xr
 
 from pas_bayes.atomic import refuse_existing
+from pas_bayes.comparison import loo_tables
 from pas_bayes.errors import RunFolderError
 from pas_bayes.model import build_model
 from pas_bayes.spec import ModelSpec, spec_from_dict, table_digest
@@ -153,6 +156,18 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
     clock = time.perf_counter()
     model = build_model(spec, survey.frame)
     idata = sample_posterior(model, spec, progressbar=progressbar)
+    if "observed_data" not in idata.children or not idata["observed_data"].data_vars:
+        # A weighted model observes through a Potential; record the answers all the same.
+        observed = idata["constant_data"].to_dataset()["y_observed"].rename(spec.outcome)
+        idata["observed_data"] = xr.DataTree(observed.to_dataset())
+    tables = {"exclusions.csv": survey.exclusions, "item_missingness.csv": survey.item_missingness,
+              "driver_scaling.csv": survey.driver_scaling, "wards.csv": ward_table(survey.frame)}
+    loo_summary: dict[str, Any] | str = ("not computed: a survey-weighted pseudo-likelihood is not a "
+                                         "predictive density of the sample")
+    if spec.weights == "none":
+        result = loo_tables(idata, model, spec.outcome, survey.frame)
+        tables.update({"loo.csv": result.respondents, "loo_wards.csv": result.wards})
+        loo_summary = result.summary
     wall = time.perf_counter() - clock
 
     provenance = {
@@ -162,10 +177,9 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
         "data_rows": survey.n_input_rows,
         "rows_modelled": len(survey.frame),
         **run_provenance(spec, idata, wall, command),
+        "loo": loo_summary,
     }
     idata.attrs.update({"pas_bayes_spec_sha256": spec.digest(), "pas_bayes_data_sha256": survey.sha256})
-    tables = {"exclusions.csv": survey.exclusions, "item_missingness.csv": survey.item_missingness,
-              "driver_scaling.csv": survey.driver_scaling, "wards.csv": ward_table(survey.frame)}
     return write_run_folder(out, idata, spec.to_dict(), provenance, tables=tables, spec_source=spec.source,
                             force=force)
 
@@ -223,6 +237,22 @@ def ward_table(frame: pd.DataFrame) -> pd.DataFrame:
     return (frame.groupby(["borough", "ward"], sort=False)
             .agg(ward_name=("ward_name", "first"), respondents=("row", "size")).reset_index()
             [["ward", "ward_name", "borough", "respondents"]])
+
+
+def load_run_meta(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A run folder's stored spec table and provenance, without opening its posterior.
+
+    Raises
+    ------
+    RunFolderError
+        When the folder or those files are missing.
+    """
+    path = Path(path)
+    missing = [f for f in ("spec.json", "provenance.json") if not (path / f).is_file()]
+    if missing:
+        raise RunFolderError(f"{path}: not a run folder (no {', '.join(missing)}). What to do: give the "
+                             "--out folder of a `pas-bayes fit`")
+    return json.loads((path / "spec.json").read_text()), json.loads((path / "provenance.json").read_text())
 
 
 def load_run(path: str | Path) -> Run:

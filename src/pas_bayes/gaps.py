@@ -33,12 +33,12 @@ def demographic_gaps(post: Posterior) -> tuple[pd.DataFrame, dict[tuple[str, str
         counts = np.bincount(idx, minlength=len(levels))
         gaps = np.empty((post.n_draws, len(levels)))
         for block in post.blocks():
-            effect = post.demographic_effect[g][block]
-            # The linear predictor without this demographic's term, once per block.
-            rest = post.eta(block) - effect[:, idx]
-            at_ref = expit(rest + effect[:, [0]])
+            # Everyone set to a level: its intercept and, where the run has them, its
+            # driver slopes (demographic_slopes) both change.
+            at_ref = expit(post.eta(block, demographic_override={g: np.zeros_like(idx)}))
             for j in range(1, len(levels)):
-                gaps[block, j] = (expit(rest + effect[:, [j]]) - at_ref).mean(axis=1)
+                at_level = expit(post.eta(block, demographic_override={g: np.full_like(idx, j)}))
+                gaps[block, j] = (at_level - at_ref).mean(axis=1)
         for j, level in enumerate(levels[1:], start=1):
             gap = 100.0 * gaps[:, j]
             draws[(g, level)] = gap

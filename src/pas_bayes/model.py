@@ -139,8 +139,8 @@ def design_weights(frame: pd.DataFrame, how: str, borough_idx: np.ndarray,
     ``savitsky_williams``: the weight split into three parts whose product is
     the respondent's weight: the borough's (its respondents' mean weight, scaled
     to average 1 over boroughs), the ward's within its borough (the ward's mean
-    over the borough's, scaled to average 1 over the borough's wards) and the
-    respondent's within the ward (weight over the ward's mean). The first two
+    over the borough's mean of ward means: average 1 over the borough's wards) and
+    the respondent's within the ward (weight over the ward's mean). The first two
     weight the group priors, the last the likelihood (Savitsky & Williams 2022).
     """
     w = frame["weight"].to_numpy(dtype=float)
@@ -148,11 +148,12 @@ def design_weights(frame: pd.DataFrame, how: str, borough_idx: np.ndarray,
     if how == "pseudo":
         return {"respondent": w}
     ward_mean = np.bincount(ward_idx, w) / np.bincount(ward_idx)
-    borough_mean = np.bincount(borough_idx, w) / np.bincount(borough_idx)
     ward_borough = np.zeros(ward_mean.size, dtype=int)
     ward_borough[ward_idx] = borough_idx
+    # A borough's weight is the mean of its wards' mean weights, so the ward parts average
+    # exactly 1 within each borough and the three parts multiply back to the weight.
+    borough_mean = np.bincount(ward_borough, ward_mean) / np.bincount(ward_borough)
     ward_rel = ward_mean / borough_mean[ward_borough]
-    ward_rel = ward_rel / (np.bincount(ward_borough, ward_rel) / np.bincount(ward_borough))[ward_borough]
     return {"respondent": w / ward_mean[ward_idx], "ward": ward_rel,
             "borough": borough_mean / borough_mean.mean()}
 

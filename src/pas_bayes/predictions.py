@@ -13,7 +13,7 @@ processed a block of draws at a time.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -48,28 +48,43 @@ class Posterior:
     borough_slope: np.ndarray    # (S, B, D) total slopes
     ward_slope_dev: np.ndarray   # (S, W, D), zero for drivers without ward slopes
     demographic_effect: dict[str, np.ndarray]  # g -> (S, levels)
+    #: g -> (S, levels, D): deviations of the drivers' slopes by demographic level (zero where none).
+    demographic_slope_dev: dict[str, np.ndarray] = field(default_factory=dict)
+    years: list[str] = field(default_factory=list)
+    year_idx: np.ndarray | None = None         # (N,) when the run has several years
+    year_intercept: np.ndarray | None = None   # (S, T)
+    year_slope_dev: np.ndarray | None = None   # (S, T, D), zero for drivers without year slopes
 
     @property
     def n_draws(self) -> int:
         return self.intercept.shape[0]
 
-    def slopes(self, draws: slice) -> np.ndarray:
+    def _levels(self, g: str, override: dict[str, np.ndarray] | None) -> np.ndarray:
+        return override[g] if override and g in override else self.demographic_idx[g]
+
+    def slopes(self, draws: slice, demographic_override: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """Each respondent's total slope of every driver: (S_block, N, D)."""
-        return (self.borough_slope[draws][:, self.borough_idx, :]
-                + self.ward_slope_dev[draws][:, self.ward_idx, :])
+        out = (self.borough_slope[draws][:, self.borough_idx, :]
+               + self.ward_slope_dev[draws][:, self.ward_idx, :])
+        if self.year_slope_dev is not None:
+            out += self.year_slope_dev[draws][:, self.year_idx, :]
+        for g, dev in self.demographic_slope_dev.items():
+            out += dev[draws][:, self._levels(g, demographic_override), :]
+        return out
 
     def eta(self, draws: slice, X: np.ndarray | None = None,
             demographic_override: dict[str, np.ndarray] | None = None) -> np.ndarray:
-        """Linear predictor (S_block, N), optionally with another design ``X`` or demographic levels."""
+        """Log-odds of a positive answer (S_block, N), optionally with another design ``X``
+        or other demographic levels (``{group: level index per respondent}``)."""
         X = self.X if X is None else X
         eta = (self.intercept[draws][:, None]
                + self.borough_intercept[draws][:, self.borough_idx]
                + self.ward_intercept[draws][:, self.ward_idx]
-               + np.einsum("snd,nd->sn", self.slopes(draws), X - self.X_centre))
+               + np.einsum("snd,nd->sn", self.slopes(draws, demographic_override), X - self.X_centre))
+        if self.year_intercept is not None:
+            eta += self.year_intercept[draws][:, self.year_idx]
         for g, effect in self.demographic_effect.items():
-            idx = self.demographic_idx[g] if not demographic_override or g not in demographic_override \
-                else demographic_override[g]
-            eta += effect[draws][:, idx]
+            eta += effect[draws][:, self._levels(g, demographic_override)]
         return eta
 
     def blocks(self) -> Iterator[slice]:
@@ -115,7 +130,20 @@ def load_posterior(idata: xr.DataTree, *, max_draws: int = 1000) -> Posterior:
         cols = [drivers.index(str(d)) for d in post["ward_driver"].values]
         ward_dev[:, :, cols] = _flat(idata, "ward_slope_dev", keep)
     demographics = [v.removeprefix("effect_") for v in post.data_vars if v.startswith("effect_")]
-    outcome = next(iter(idata["observed_data"].data_vars))
+    years = [str(t) for t in post["year"].values] if "year" in post.coords else []
+    year_dev = None
+    if years:
+        year_dev = np.zeros((keep.size, len(years), len(drivers)))
+        if "year_slope_dev" in post.data_vars:
+            cols = [drivers.index(str(d)) for d in post["year_driver"].values]
+            year_dev[:, :, cols] = _flat(idata, "year_slope_dev", keep)
+    demo_dev = {}
+    for g in demographics:
+        if f"slope_dev_{g}" in post.data_vars:
+            dev = np.zeros((keep.size, post.sizes[g], len(drivers)))
+            cols = [drivers.index(str(d)) for d in post[f"{g}_driver"].values]
+            dev[:, :, cols] = _flat(idata, f"slope_dev_{g}", keep)
+            demo_dev[g] = dev
     return Posterior(
         drivers=drivers,
         boroughs=[str(b) for b in post["borough"].values],
@@ -123,7 +151,7 @@ def load_posterior(idata: xr.DataTree, *, max_draws: int = 1000) -> Posterior:
         X=np.asarray(data["X"].values, dtype=float),
         X_centre=(np.asarray(data["X_centre"].values, dtype=float) if "X_centre" in data.data_vars
                   else np.zeros(len(drivers))),
-        y=np.asarray(idata["observed_data"][outcome].values, dtype=float),
+        y=positive_answers(idata),
         borough_idx=np.asarray(data["borough_idx"].values, dtype=int),
         ward_idx=np.asarray(data["ward_idx"].values, dtype=int),
         ward_borough_idx=np.asarray(data["ward_borough_idx"].values, dtype=int),
@@ -135,7 +163,26 @@ def load_posterior(idata: xr.DataTree, *, max_draws: int = 1000) -> Posterior:
         borough_slope=_flat(idata, "borough_slope", keep),
         ward_slope_dev=ward_dev,
         demographic_effect={g: _flat(idata, f"effect_{g}", keep) for g in demographics},
+        demographic_slope_dev=demo_dev,
+        years=years,
+        year_idx=np.asarray(data["year_idx"].values, dtype=int) if years else None,
+        year_intercept=_flat(idata, "year_intercept", keep) if years else None,
+        year_slope_dev=year_dev,
     )
+
+
+def positive_answers(idata: xr.DataTree) -> np.ndarray:
+    """Each respondent's observed answer as 1 = positive, 0 = not, whatever the model's family.
+
+    A cumulative model observes the full answer (0 = least positive); its
+    ``positive_from`` is the first positive category.
+    """
+    observed = idata["observed_data"]
+    y = np.asarray(observed[next(iter(observed.data_vars))].values, dtype=float)
+    data = idata["constant_data"]
+    if "positive_from" in data.data_vars:
+        y = (y >= float(data["positive_from"].values)).astype(float)
+    return y
 
 
 def group_means(values: np.ndarray, index: np.ndarray, n_groups: int) -> np.ndarray:

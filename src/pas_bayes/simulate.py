@@ -80,6 +80,13 @@ class OutcomeTruth:
     #: Fixed borough slope deviations that replace the drawn ones, e.g.
     #: ``{"visibility": {"Croydon": 0.8}}``: a driver that matters more in a few named boroughs.
     borough_slope_fixed: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: Several years: each year's shift of the log-odds (years not named: 0), and of a
+    #: driver's effect, e.g. ``{"engagement": {"FY 21-22": -0.2, "FY 23-24": 0.2}}``.
+    year_intercepts: dict[str, float] = field(default_factory=dict)
+    year_slope_dev: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: A driver's effect by demographic level, e.g. ``{"ethnicity": {"engagement": {"Black": 0.4}}}``
+    #: (levels not named: 0).
+    demographic_slopes: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
 
 def _default_confidence() -> OutcomeTruth:
@@ -101,6 +108,10 @@ def _default_confidence() -> OutcomeTruth:
                     "55-64": 0.00, "65+": 0.20},
             "sex": {"Male": -0.05, "Female": 0.05},
         },
+        # Earlier years (used only when several are simulated) were more positive, and
+        # engagement mattered a little less; FY 23-24 is the reference (0).
+        year_intercepts={"FY 20-21": 0.45, "FY 21-22": 0.30, "FY 22-23": 0.10},
+        year_slope_dev={"engagement": {"FY 20-21": -0.25, "FY 21-22": -0.20, "FY 22-23": -0.10}},
     )
 
 
@@ -123,6 +134,8 @@ def _default_trust() -> OutcomeTruth:
                     "55-64": 0.00, "65+": 0.25},
             "sex": {"Male": -0.05, "Female": 0.05},
         },
+        year_intercepts={"FY 20-21": 0.60, "FY 21-22": 0.45, "FY 22-23": 0.05},
+        year_slope_dev={"accountability": {"FY 20-21": -0.20, "FY 21-22": -0.15, "FY 22-23": 0.0}},
     )
 
 
@@ -130,10 +143,18 @@ def _default_trust() -> OutcomeTruth:
 class SimulationSettings:
     """What to simulate. Defaults give one full financial year (12,800 respondents)."""
 
+    def year_list(self) -> tuple[str, ...]:
+        """The financial years simulated, in order."""
+        return self.years or (self.financial_year,)
+
     seed: int = 2324
     per_borough: int = 400
     financial_year: str = "FY 23-24"
+    #: Several financial years in one file (each with ``per_borough`` respondents a borough);
+    #: empty: ``financial_year`` alone. Years before FY 22-23 use 2018 ward boundaries.
+    years: tuple[str, ...] = ()
     ward_lookup: str | None = None
+    ward_lookup_2018: str | None = None
     confidence: OutcomeTruth = field(default_factory=_default_confidence)
     trust: OutcomeTruth = field(default_factory=_default_trust)
     dont_know_rate: float = 0.03
@@ -151,14 +172,24 @@ class Simulation:
     truth_effects: pd.DataFrame
 
 
-def _wards(settings: SimulationSettings) -> pd.DataFrame:
-    if settings.ward_lookup is not None:
-        lookup = read_ward_lookup(settings.ward_lookup)
-        return lookup.rename(columns={"borough_name": "borough"})[
-            ["ward_code", "ward_name", "borough"]]
-    rows = [{"ward_code": f"{b.code}W{j:02d}", "ward_name": f"{b.name} ward {j:02d}",
-             "borough": b.name} for b in BOROUGHS for j in range(1, b.wards_2022 + 1)]
-    return pd.DataFrame(rows)
+def _wards(settings: SimulationSettings, vintage: int) -> pd.DataFrame:
+    """Ward code, name and borough on the 2018 or 2022 boundaries (ONS lookup, or synthetic codes)."""
+    lookup_file = settings.ward_lookup if vintage == 2022 else settings.ward_lookup_2018
+    if lookup_file is not None:
+        lookup = read_ward_lookup(lookup_file)
+        table = lookup.rename(columns={"borough_name": "borough"})[["ward_code", "ward_name", "borough"]]
+    else:
+        tag = "W" if vintage == 2022 else "V"
+        rows = [{"ward_code": f"{b.code}{tag}{j:02d}", "ward_name": f"{b.name} ward {j:02d}" + ("" if vintage == 2022 else " (2018)"),
+                 "borough": b.name}
+                for b in BOROUGHS for j in range(1, (b.wards_2022 if vintage == 2022 else b.wards_2018) + 1)]
+        table = pd.DataFrame(rows)
+    return table.assign(vintage=vintage)
+
+
+def ward_vintage(financial_year: str) -> int:
+    """The ward boundaries a survey year uses: 2022 from FY 22-23 (May 2022 elections), else 2018."""
+    return 2022 if _fy_start(financial_year) >= 2022 else 2018
 
 
 def _ordinal(latent: np.ndarray, shares: tuple[float, ...]) -> np.ndarray:
@@ -173,7 +204,7 @@ def _fy_start(financial_year: str) -> int:
 
 
 def simulate_survey(settings: SimulationSettings | None = None) -> Simulation:
-    """Simulate one financial year of the PAS in the real respondent-file layout.
+    """Simulate the PAS (one financial year, or several) in the real respondent-file layout.
 
     Parameters
     ----------
@@ -189,18 +220,29 @@ def simulate_survey(settings: SimulationSettings | None = None) -> Simulation:
     settings = settings or SimulationSettings()
     rng = np.random.default_rng(settings.seed)
     book = Codebook.default()
-    wards = _wards(settings)
+    years = settings.year_list()
+    vintages = [ward_vintage(y) for y in years]
+    by_vintage = {v: _wards(settings, v) for v in sorted(set(vintages))}
+    # A ward whose code is on both boundary sets (unchanged in 2022) is one ward with one effect.
+    wards = pd.concat(by_vintage.values(), ignore_index=True).drop_duplicates("ward_code", ignore_index=True)
     boroughs = [b.name for b in BOROUGHS]
     n_b = len(boroughs)
 
-    # Geography: each borough's sample spread unevenly over its wards.
-    borough_of = np.repeat(np.arange(n_b), settings.per_borough)
+    # Geography: each borough's sample spread unevenly over its wards (on the boundaries of
+    # the year), the same wards keeping the same shares from year to year.
+    borough_of = np.tile(np.repeat(np.arange(n_b), settings.per_borough), len(years))
+    year_of = np.repeat(np.arange(len(years)), n_b * settings.per_borough)
     n = borough_of.size
     ward_of = np.empty(n, dtype=int)
-    for b, name in enumerate(boroughs):
-        members = np.flatnonzero(wards["borough"].to_numpy() == name)
-        share = rng.dirichlet(np.full(members.size, 4.0))
-        ward_of[borough_of == b] = rng.choice(members, size=settings.per_borough, p=share)
+    shares: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+    for t, vintage in enumerate(vintages):
+        for b, name in enumerate(boroughs):
+            if (vintage, b) not in shares:
+                members = np.flatnonzero((wards["borough"].to_numpy() == name)
+                                         & wards["ward_code"].isin(by_vintage[vintage]["ward_code"]).to_numpy())
+                shares[vintage, b] = members, rng.dirichlet(np.full(members.size, 4.0))
+            members, share = shares[vintage, b]
+            ward_of[(borough_of == b) & (year_of == t)] = rng.choice(members, size=settings.per_borough, p=share)
 
     # Demographics.
     eth_levels = list(settings.confidence.demographic_effects["ethnicity"])
@@ -277,7 +319,7 @@ def simulate_survey(settings: SimulationSettings | None = None) -> Simulation:
     for outcome, code, scale_name in (("confidence", "Q60", "good_job"), ("trust", "NQ135BD", "agree")):
         spec: OutcomeTruth = getattr(settings, outcome)
         record, eta, effects = _outcome_draw(rng, spec, boroughs, wards, borough_of, ward_of, X,
-                                             demographics, usable)
+                                             demographics, usable, (years, year_of))
         y_star = eta + rng.logistic(size=n)
         labels = np.array(book.scales[scale_name].labels, dtype=object)
         cat = np.searchsorted(-np.array(OUTCOME_CUTPOINTS), -y_star, side="left")
@@ -290,7 +332,7 @@ def simulate_survey(settings: SimulationSettings | None = None) -> Simulation:
         effect_frames.append(effects.assign(outcome=outcome))
 
     demo_missing = rng.random(n) < 0.01
-    survey = _layout(settings, rng, boroughs, wards, borough_of, ward_of, columns,
+    survey = _layout(settings, rng, boroughs, wards, borough_of, (years, year_of), ward_of, columns,
                      {"NQ147r": np.where(demo_missing, "Refused", ethnicity),
                       "Q136r": age, "XQ135r": sex})
     truth_effects = pd.concat(effect_frames, ignore_index=True)[
@@ -318,7 +360,7 @@ def _non_substantive(rng: np.random.Generator, n: int, settings: SimulationSetti
 
 
 def _outcome_draw(rng, spec: OutcomeTruth, boroughs, wards, borough_of, ward_of, X, demographics,
-                  usable):
+                  usable, year_design):
     """Draw group effects for one outcome; return its truth record, eta and tidy slopes."""
     n_b, n_w, n_d = len(boroughs), len(wards), len(DRIVERS)
     beta = np.array([spec.driver_effects[d] for d in DRIVERS])
@@ -332,6 +374,13 @@ def _outcome_draw(rng, spec: OutcomeTruth, boroughs, wards, borough_of, ward_of,
     demo = sum(np.array([spec.demographic_effects[g][v] for v in values])
                for g, values in demographics.items())
     slopes = beta + b_b[borough_of] + b_w[ward_of]
+    years, year_of = year_design
+    demo = demo + np.array([spec.year_intercepts.get(t, 0.0) for t in years])[year_of]
+    year_dev = np.array([[spec.year_slope_dev.get(d, {}).get(t, 0.0) for d in DRIVERS] for t in years])
+    slopes = slopes + year_dev[year_of]
+    for g, by_driver in spec.demographic_slopes.items():
+        dev = np.array([[by_driver.get(d, {}).get(v, 0.0) for d in DRIVERS] for v in demographics[g]])
+        slopes = slopes + dev
     eta_no_intercept = a_b[borough_of] + a_w[ward_of] + (X * slopes).sum(axis=1) + demo
     # The London intercept that gives the target rate among respondents the model will see.
     lo, hi = -6.0, 6.0
@@ -367,12 +416,14 @@ def _outcome_draw(rng, spec: OutcomeTruth, boroughs, wards, borough_of, ward_of,
     return record, eta, effects
 
 
-def _layout(settings, rng, boroughs, wards, borough_of, ward_of, items, demographics) -> pd.DataFrame:
+def _layout(settings, rng, boroughs, wards, borough_of, year_design, ward_of, items,
+            demographics) -> pd.DataFrame:
     """Assemble the columns in the order and text form of a real PAS file."""
     n = borough_of.size
-    start = _fy_start(settings.financial_year)
+    years, year_of = year_design
+    start = np.array([_fy_start(t) for t in years])[year_of]
     quarter = np.tile(np.repeat(np.arange(4), settings.per_borough // 4 + 1)[: settings.per_borough],
-                      len(boroughs))
+                      len(boroughs) * len(years))
     month_in_quarter = rng.integers(0, 3, size=n)
     month_index = quarter * 3 + month_in_quarter  # 0 = April
     month_names = ["Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec", "Jan", "Feb", "Mar"]
@@ -387,7 +438,7 @@ def _layout(settings, rng, boroughs, wards, borough_of, ward_of, items, demograp
         "MONTH": [f"Month {m + 1} ({month_names[m]} {y})" for m, y in zip(month_index, year, strict=True)],
         "interview_date": [f"{y}-{(m + 3) % 12 + 1:02d}-{d:02d}"
                            for m, y, d in zip(month_index, year, day, strict=True)],
-        "FinancialYear": settings.financial_year,
+        "FinancialYear": np.array(years, dtype=object)[year_of],
         "Quarter": [f"Q{q + 1}" for q in quarter],
         "C2": borough_name,
         "ward": ward_code,
@@ -408,17 +459,18 @@ def _settings_record(settings: SimulationSettings) -> dict[str, Any]:
     record = asdict(settings)
     for outcome in ("confidence", "trust"):
         record.pop(outcome)
-    if settings.ward_lookup is not None:
-        # The file's name and content, not its path: the same lookup gives the same truth anywhere.
-        lookup = Path(settings.ward_lookup)
-        record["ward_lookup"] = {"file": lookup.name,
-                                 "sha256": hashlib.sha256(lookup.read_bytes()).hexdigest()}
+    for key in ("ward_lookup", "ward_lookup_2018"):
+        if record[key] is not None:
+            # The file's name and content, not its path: the same lookup gives the same truth anywhere.
+            lookup = Path(record[key])
+            record[key] = {"file": lookup.name, "sha256": hashlib.sha256(lookup.read_bytes()).hexdigest()}
     return record
 
 
 def survey_filename(settings: SimulationSettings) -> str:
-    """File name of the survey, e.g. ``pas_synthetic_FY23-24.csv``."""
-    return f"pas_synthetic_{settings.financial_year.replace(' ', '')}.csv"
+    """File name of the survey, e.g. ``pas_synthetic_FY23-24.csv`` or ``pas_synthetic_FY21-22_to_FY23-24.csv``."""
+    years = [y.replace(" ", "") for y in settings.year_list()]
+    return f"pas_synthetic_{years[0] if len(years) == 1 else years[0] + '_to_' + years[-1]}.csv"
 
 
 def write_simulation(sim: Simulation, out_dir: str | Path, settings: SimulationSettings,

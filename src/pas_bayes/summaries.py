@@ -32,6 +32,11 @@ OUTCOME_PHRASES = {
 }
 
 
+def outcome_phrase(spec) -> str:
+    """How a spec's positive answer reads in a sentence: "say the local police do a good job"."""
+    return OUTCOME_PHRASES.get(spec.outcome, spec.codebook().outcomes[spec.outcome].label.lower())
+
+
 @dataclass
 class RunSummary:
     """A run with its probability-scale summaries (computed lazily, once)."""
@@ -44,8 +49,7 @@ class RunSummary:
     @property
     def outcome_phrase(self) -> str:
         """How a positive answer reads: "say the local police do a good job"."""
-        book = self.run.spec.codebook()
-        return OUTCOME_PHRASES.get(self.run.spec.outcome, book.outcomes[self.run.spec.outcome].label.lower())
+        return outcome_phrase(self.run.spec)
 
     def label(self, driver: str) -> str:
         """The name of a driver a policy reader knows."""

@@ -1,0 +1,236 @@
+"""Predictive model comparison: PSIS-LOO per respondent and leave-one-ward-out, and ranking runs.
+
+At fit time (:func:`loo_tables`) the pointwise log-likelihood of every
+respondent is computed from the posterior, and ArviZ's PSIS-LOO
+(``arviz_stats.loo``) gives each respondent's expected log predictive density
+(``elpd_loo``) and Pareto k. The log-likelihood itself is not kept (12,800
+respondents x 6,000 draws is 600 MB a run); the pointwise results are, in the
+run folder's ``loo.csv`` and ``loo_wards.csv``. That is all a comparison needs:
+the ELPD difference of two models fitted to the same respondents is the sum of
+their pointwise differences, and its standard error is
+``sqrt(n * var(pointwise differences))`` (Vehtari, Gelman & Gabry 2017), which
+is what ``arviz_stats.compare`` computes too (a test checks they agree).
+
+Leave-one-ward-out sums each ward's log-likelihood before PSIS: it asks how
+well a model predicts a whole ward it has not seen, and is the check to use when
+respondent-level Pareto k are high (a respondent's own ward effect is then
+what the importance weights struggle with). It is itself an importance-sampling
+estimate with its own Pareto k, reported beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import scipy.sparse as sp
+import xarray as xr
+from arviz_stats import loo
+
+from pas_bayes.errors import QueryError
+
+#: Pareto k above this: the importance-sampling estimate for that point is unreliable.
+K_BAD = 0.7
+#: Pareto k above this: unusable; refit without the point (k-fold) if it matters.
+K_VERY_BAD = 1.0
+LEVELS = ("respondent", "ward")
+
+
+@dataclass(frozen=True)
+class LooResult:
+    """Pointwise PSIS-LOO of one run, by respondent and by ward, and their totals."""
+
+    respondents: pd.DataFrame  # row, ward, elpd_loo, pareto_k
+    wards: pd.DataFrame        # ward, respondents, elpd_loo, pareto_k
+    summary: dict[str, Any]
+
+
+def _psis(log_lik: xr.DataArray, posterior: xr.Dataset) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    tree = xr.DataTree.from_dict({"posterior": posterior, "log_likelihood": xr.Dataset({"y": log_lik})})
+    result = loo(tree, pointwise=True, var_name="y")
+    totals = {"elpd_loo": float(result.elpd), "se": float(result.se), "p_loo": float(result.p),
+              "good_k": float(result.good_k), "n_draws": int(result.n_samples)}
+    return np.asarray(result.elpd_i.values), np.asarray(result.pareto_k.values), totals
+
+
+def loo_tables(idata: xr.DataTree, model: pm.Model, outcome: str, frame: pd.DataFrame) -> LooResult:
+    """PSIS-LOO of a fitted survey model, per respondent and leaving out one ward at a time.
+
+    Parameters
+    ----------
+    idata
+        The posterior of ``model``.
+    model
+        The fitted PyMC model (its observed variable is ``outcome``).
+    outcome
+        Name of the observed variable.
+    frame
+        The tidy frame the model was fitted to (for the ``row`` and ``ward`` of each respondent).
+    """
+    # PyMC's graph rewriting refuses models with explicit initial values (the ordered cut-points
+    # have one, to start the sampler away from equal cut-points); they are not needed after sampling.
+    for rv in model.rvs_to_initial_values:
+        model.rvs_to_initial_values[rv] = None
+    log_lik = pm.compute_log_likelihood(idata, model=model, var_names=[outcome],
+                                        extend_inferencedata=False, progressbar=False)
+    values = log_lik[outcome]  # a Dataset when not extending the DataTree
+    posterior = idata["posterior"].to_dataset()[["beta"]]
+    elpd_i, k_i, totals = _psis(values, posterior)
+
+    wards, ward_idx = np.unique(frame["ward"].to_numpy(), return_inverse=True)
+    indicator = sp.csr_matrix((np.ones(len(frame)), (np.arange(len(frame)), ward_idx)),
+                              shape=(len(frame), wards.size))
+    flat = values.values.reshape(-1, len(frame))
+    by_ward = np.asarray((indicator.T @ flat.T).T).reshape(*values.shape[:2], wards.size)
+    ward_da = xr.DataArray(by_ward, dims=("chain", "draw", "ward"))
+    elpd_w, k_w, ward_totals = _psis(ward_da, posterior)
+
+    respondents = pd.DataFrame({"row": frame["row"].to_numpy(), "ward": frame["ward"].to_numpy(),
+                                "elpd_loo": elpd_i, "pareto_k": k_i})
+    ward_table = pd.DataFrame({"ward": wards, "respondents": np.bincount(ward_idx), "elpd_loo": elpd_w,
+                               "pareto_k": k_w})
+    summary = {"respondent": {**totals, **_k_counts(k_i, totals["good_k"])},
+               "ward": {**ward_totals, **_k_counts(k_w, ward_totals["good_k"])}}
+    return LooResult(respondents, ward_table, summary)
+
+
+def _k_counts(k: np.ndarray, good_k: float) -> dict[str, int]:
+    return {"n": int(k.size), "k_good": int((k <= good_k).sum()),
+            "k_ok": int(((k > good_k) & (k <= K_BAD)).sum()),
+            "k_bad": int(((k > K_BAD) & (k <= K_VERY_BAD)).sum()), "k_very_bad": int((k > K_VERY_BAD).sum())}
+
+
+def compare_pointwise(pointwise: dict[str, pd.DataFrame], key: str) -> pd.DataFrame:
+    """Rank models by ELPD from their pointwise LOO tables (all over the same units).
+
+    Parameters
+    ----------
+    pointwise
+        Model name -> table with ``key`` (``row`` or ``ward``), ``elpd_loo`` and ``pareto_k``.
+    key
+        The column that identifies a unit; every table must hold the same units.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model, best first: ``model, rank, elpd_loo, se, elpd_diff`` (the model's ELPD
+        minus the best's: 0 for the best, negative for the others, as in ``arviz_stats.compare``),
+        ``dse`` (standard error of that difference), ``diff_over_dse``, ``p_worse`` (normal approximation of
+        the probability that the model predicts worse than the best), ``n``, ``max_k``, ``k_over_0.7``.
+
+    Raises
+    ------
+    QueryError
+        When the tables do not hold the same units (different data or rows).
+    """
+    names = list(pointwise)
+    aligned = {}
+    reference = None
+    for name, table in pointwise.items():
+        ordered = table.set_index(key).sort_index()
+        if reference is None:
+            reference = ordered.index
+        elif not ordered.index.equals(reference):
+            raise QueryError(f"runs {names[0]!r} and {name!r} were not fitted to the same {key}s; "
+                             "ELPD can only be compared on the same data. What to do: fit both models to "
+                             "the same file with the same exclusions")
+        aligned[name] = ordered
+    elpd = pd.DataFrame({n: t["elpd_loo"] for n, t in aligned.items()})
+    n = len(elpd)
+    totals = elpd.sum()
+    best = totals.idxmax()
+    rows = []
+    for name in names:
+        diff = elpd[name] - elpd[best]  # <= 0 in total, as arviz_stats.compare reports it
+        dse = float(np.sqrt(n * diff.var(ddof=1))) if name != best else 0.0
+        d = float(diff.sum())
+        rows.append({"model": name, "elpd_loo": float(totals[name]),
+                     "se": float(np.sqrt(n * elpd[name].var(ddof=1))), "elpd_diff": d, "dse": dse,
+                     "diff_over_dse": abs(d) / dse if dse > 0 else np.nan,
+                     "p_worse": float(_normal_cdf(-d / dse)) if dse > 0 else np.nan, "n": n,
+                     "max_k": float(aligned[name]["pareto_k"].max()),
+                     "k_over_0.7": int((aligned[name]["pareto_k"] > K_BAD).sum())})
+    table = pd.DataFrame(rows).sort_values("elpd_loo", ascending=False).reset_index(drop=True)
+    table.insert(1, "rank", np.arange(len(table)))
+    return table
+
+
+def _normal_cdf(z: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.cdf(z))
+
+
+def verdict(table: pd.DataFrame) -> str:
+    """One sentence on what the comparison supports, for the terminal and the report."""
+    if len(table) < 2:
+        return "Only one model: nothing to compare."
+    best, second = table.iloc[0], table.iloc[1]
+    ratio = second["diff_over_dse"]
+    if ratio > 4:
+        strength = "clearly better than"
+    elif ratio > 2:
+        strength = "better than"
+    else:
+        strength = "not distinguishable from"
+    return (f"{best['model']} predicts best; it is {strength} {second['model']} "
+            f"(ELPD difference {abs(second['elpd_diff']):.1f}, SE {second['dse']:.1f}).")
+
+
+def compare_runs(run_paths: list[str], *, by: str = "respondent") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rank run folders by PSIS-LOO ELPD; the table and each run's Pareto-k summary.
+
+    Parameters
+    ----------
+    run_paths
+        Two or more run folders written by ``pas-bayes fit``.
+    by
+        ``"respondent"`` (``loo.csv``) or ``"ward"`` (``loo_wards.csv``).
+
+    Raises
+    ------
+    QueryError
+        Fewer than two runs; a run without LOO (dashboard or survey-weighted); runs fitted to
+        different data or rows, or with different outcomes or families (their likelihoods are of
+        different things).
+    """
+    from pas_bayes.fit import load_run_meta
+
+    if by not in LEVELS:
+        raise QueryError(f"--by must be one of {LEVELS}, got {by!r}")
+    if len(run_paths) < 2:
+        raise QueryError("give at least two run folders to compare")
+    pointwise, k_rows, names, first = {}, [], [], None
+    for path in run_paths:
+        spec, provenance = load_run_meta(path)
+        file = Path(path) / ("loo.csv" if by == "respondent" else "loo_wards.csv")
+        if not file.exists():
+            reason = provenance.get("loo") if isinstance(provenance.get("loo"), str) else (
+                "it has no pointwise LOO (a dashboard run, or fitted before LOO was recorded)")
+            raise QueryError(f"{path}: cannot be compared: {reason}. What to do: compare unweighted "
+                             "respondent-level runs made by `pas-bayes fit`")
+        key = (provenance.get("data_sha256"), spec.get("outcome"), spec.get("family", "bernoulli"))
+        if first is None:
+            first = (path, key)
+        elif key != first[1]:
+            raise QueryError(
+                f"{path} and {first[0]} differ in data file, outcome or family ({key} vs {first[1]}): "
+                "ELPD compares models of the same answers only (a cumulative model predicts the full "
+                "answer, a binary one only positive vs not). What to do: compare runs of one outcome and "
+                "family fitted to one file")
+        name = Path(path).name
+        if name in names:
+            name = str(path)
+        names.append(name)
+        table = pd.read_csv(file, dtype={"ward": str}, keep_default_na=False)
+        pointwise[name] = table
+        k = table["pareto_k"].to_numpy()
+        good_k = provenance.get("loo", {}).get(by, {}).get("good_k", K_BAD) if isinstance(
+            provenance.get("loo"), dict) else K_BAD
+        k_rows.append({"model": name, **_k_counts(k, good_k), "good_k": round(float(good_k), 3),
+                       "max_k": round(float(k.max()), 3)})
+    return compare_pointwise(pointwise, "row" if by == "respondent" else "ward"), pd.DataFrame(k_rows)
