@@ -120,7 +120,8 @@ def test_design_weights_split_the_weight_into_parts_whose_product_is_the_weight(
     ratio = product / scaled
     assert np.allclose(ratio, ratio[0])
     assert parts["borough"].mean() == pytest.approx(1.0)
-    assert np.allclose(np.bincount(b[np.unique(w, return_index=True)[1]], parts["ward"]) / np.bincount(b[np.unique(w, return_index=True)[1]]), 1.0)
+    ward_borough = b[np.unique(w, return_index=True)[1]]
+    assert np.allclose(np.bincount(ward_borough, parts["ward"]) / np.bincount(ward_borough), 1.0)
     assert np.allclose(np.bincount(w, parts["respondent"]) / np.bincount(w), 1.0)
     pseudo = design_weights(frame, "pseudo", b, w)["respondent"]
     assert pseudo.mean() == pytest.approx(1.0) and np.allclose(pseudo, scaled)
@@ -202,3 +203,21 @@ def test_pointwise_comparison_matches_arviz_compare():
     shuffled = tables["bad"].sample(frac=1.0, random_state=0)  # order of rows must not matter
     again = compare_pointwise({"good": tables["good"], "bad": shuffled}, "row").set_index("model")
     assert again.loc["bad", "elpd_diff"] == pytest.approx(ours.loc["bad", "elpd_diff"])
+
+
+def test_missing_item_rule_is_reported_per_driver(survey_path):
+    lenient = read_survey(survey_path, ModelSpec(name="x"))
+    strict = read_survey(survey_path, replace(ModelSpec(name="x"), data=replace(ModelSpec(name="x").data,
+                                                                                 min_items_answered=3)))
+    for survey in (lenient, strict):
+        kept = len(survey.frame)
+        table = survey.driver_scaling.set_index("driver")
+        assert ((table["kept_all_items"] + table["kept_some_items"]) == kept).all()
+        assert survey.exclusions["rows"].sum() == survey.n_input_rows
+    eff_lenient = lenient.driver_scaling.set_index("driver").loc["security"]  # 3 items: all needed
+    eff_strict = strict.driver_scaling.set_index("driver").loc["security"]
+    assert eff_lenient["rows_below_minimum"] < eff_strict["rows_below_minimum"]
+    assert eff_strict["kept_some_items"] == 0 and eff_lenient["kept_some_items"] > 0
+    assert len(strict.frame) < len(lenient.frame)
+    reasons = strict.exclusions["reason"].str.contains("fewer than 3 of its")
+    assert reasons.any()

@@ -13,7 +13,7 @@ from .conftest import SHARED, need_shared
 
 STEMS = ("london_driver_effects", "borough_slopes_engagement", "borough_slopes_visibility", "borough_map_engagement",
          "borough_map_visibility", "ward_extremes_engagement", "ward_extremes_visibility", "demographic_gaps",
-         "ppc_by_borough", "diagnostics")
+         "ppc_by_borough", "ppc_by_demographic", "diagnostics")
 
 
 @pytest.fixture(scope="module")

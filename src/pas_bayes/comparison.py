@@ -8,7 +8,8 @@ respondents x 6,000 draws is 600 MB a run); the pointwise results are, in the
 run folder's ``loo.csv`` and ``loo_wards.csv``. That is all a comparison needs:
 the ELPD difference of two models fitted to the same respondents is the sum of
 their pointwise differences, and its standard error is
-``sqrt(n * var(pointwise differences))`` (Vehtari, Gelman & Gabry 2017), which
+``sqrt(n * var(pointwise differences))`` (Vehtari, Gelman & Gabry 2017; variance with
+divisor n, as ArviZ computes it), which
 is what ``arviz_stats.compare`` computes too (a test checks they agree).
 
 Leave-one-ward-out sums each ward's log-likelihood before PSIS: it asks how
@@ -146,10 +147,10 @@ def compare_pointwise(pointwise: dict[str, pd.DataFrame], key: str) -> pd.DataFr
     rows = []
     for name in names:
         diff = elpd[name] - elpd[best]  # <= 0 in total, as arviz_stats.compare reports it
-        dse = float(np.sqrt(n * diff.var(ddof=1))) if name != best else 0.0
+        dse = float(np.sqrt(n * diff.var(ddof=0))) if name != best else 0.0
         d = float(diff.sum())
         rows.append({"model": name, "elpd_loo": float(totals[name]),
-                     "se": float(np.sqrt(n * elpd[name].var(ddof=1))), "elpd_diff": d, "dse": dse,
+                     "se": float(np.sqrt(n * elpd[name].var(ddof=0))), "elpd_diff": d, "dse": dse,
                      "diff_over_dse": abs(d) / dse if dse > 0 else np.nan,
                      "p_worse": float(_normal_cdf(-d / dse)) if dse > 0 else np.nan, "n": n,
                      "max_k": float(aligned[name]["pareto_k"].max()),

@@ -91,6 +91,8 @@ def build_figures(summary: RunSummary, *, drivers: tuple[str, ...] | None = None
     if not summary.gaps.empty:
         out["demographic_gaps"] = plot_demographic_gaps(summary.gaps, outcome_phrase=phrase)
     out["ppc_by_borough"] = plot_ppc_by_borough(summary.ppc, outcome_phrase=phrase)
+    if (summary.ppc["group"] != "borough").any():
+        out["ppc_by_demographic"] = plot_ppc_by_borough(summary.ppc, outcome_phrase=phrase, demographics=True)
     out["diagnostics"] = plot_diagnostics(summary.run.idata, summary.diagnostics)
     return out
 

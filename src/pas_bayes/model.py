@@ -38,6 +38,7 @@ Every variable carries dims. The frame is never read from a file here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -188,7 +189,7 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
     cumulative = spec.family == "cumulative"
     if cumulative:
         answers, positive_from = spec.codebook().answer_order(spec.outcome)
-        coords_all["cut"] = [f"{a} | {b}" for a, b in zip(answers[:-1], answers[1:], strict=True)]
+        coords_all["cut"] = [f"{a} | {b}" for a, b in pairwise(answers)]
         y = frame["answer"].to_numpy(dtype=int)
     else:
         y = frame[spec.outcome].to_numpy(dtype=int)

@@ -219,14 +219,27 @@ def build_report(summary: RunSummary, *, drivers: tuple[str, ...] = MAP_DRIVERS,
     parts.append("<h2>Can these numbers be trusted?</h2>")
     parts.append(_trust_section(summary))
     parts.append(_figure(figures["ppc_by_borough"], "Observed share against replicated surveys, by borough."))
+    if "ppc_by_demographic" in figures:
+        parts.append(_figure(figures["ppc_by_demographic"],
+                             "Observed share against replicated surveys, by demographic group."))
     parts.append(_figure(figures["diagnostics"], "Convergence diagnostics."))
     parts.append("<h2>Data notes</h2>")
     parts.append(_data_notes(summary))
-    parts.append("<h2>Method</h2><p>A hierarchical Bayesian logistic regression of the answer on seven drivers, "
-                 "whose effects vary by borough and by ward within borough, with random effects for ethnicity, age "
-                 "and sex. Composite drivers are standardised (effects per standard deviation); patrol visibility "
-                 "and feeling informed are yes/no. Effects in points are average marginal effects over the "
-                 "residents of each place. Fitted with PyMC and nutpie; checked with ArviZ.</p>")
+    spec = summary.run.spec
+    family = ("cumulative-logit (ordinal) regression of the full answer scale" if spec.family == "cumulative"
+              else "logistic regression of the answer")
+    options = [text for flag, text in (
+        (spec.correlated, f"correlated (LKJ) intercepts and slopes by {' and '.join(spec.correlated)}"),
+        (spec.demographic_slopes, "driver effects varying by " + ", ".join(spec.demographic_slopes)),
+        (summary.post.years, f"{len(summary.post.years)} financial years with year effects"),
+        (spec.weights != "none", f"survey weights ({spec.weights})")) if flag]
+    parts.append(f"<h2>Method</h2><p>A hierarchical Bayesian {family} on {len(spec.drivers)} drivers, "
+                 "whose effects vary by borough and by ward within borough, with random effects for "
+                 f"{', '.join(spec.demographics) or 'no demographics'}"
+                 f"{'; ' + '; '.join(options) if options else ''}. Composite drivers are standardised "
+                 "(effects per standard deviation); patrol visibility and feeling informed are yes/no. "
+                 "Effects in points are average marginal effects over the residents of each place. "
+                 "Fitted with PyMC and nutpie; checked with ArviZ.</p>")
     parts.append("</body></html>")
     return "\n".join(parts)
 

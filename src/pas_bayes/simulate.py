@@ -180,7 +180,8 @@ def _wards(settings: SimulationSettings, vintage: int) -> pd.DataFrame:
         table = lookup.rename(columns={"borough_name": "borough"})[["ward_code", "ward_name", "borough"]]
     else:
         tag = "W" if vintage == 2022 else "V"
-        rows = [{"ward_code": f"{b.code}{tag}{j:02d}", "ward_name": f"{b.name} ward {j:02d}" + ("" if vintage == 2022 else " (2018)"),
+        suffix = "" if vintage == 2022 else " (2018)"
+        rows = [{"ward_code": f"{b.code}{tag}{j:02d}", "ward_name": f"{b.name} ward {j:02d}{suffix}",
                  "borough": b.name}
                 for b in BOROUGHS for j in range(1, (b.wards_2022 if vintage == 2022 else b.wards_2018) + 1)]
         table = pd.DataFrame(rows)

@@ -57,7 +57,9 @@ class SurveyData:
         Per financial year and item: answered rows and each non-substantive code.
     driver_scaling
         Per composite driver, the mean and SD (of the mean item z-score) used to
-        standardise it, so a score can be put back on the item scale.
+        standardise it, so a score can be put back on the item scale, and what the
+        missing-item rule did: respondents kept whose score used all its items or
+        only some, and rows with fewer answered items than ``min_items_answered``.
     """
 
     path: Path
@@ -370,8 +372,15 @@ def read_survey(path: str | Path, spec: ModelSpec, *, encoding: str | None = Non
     scaling_rows = []
     for name, items in answered_items.items():
         drivers[name], centre, scale = standardised_composite(items, keep)
+        # What the missing-item rule did: composites from every item, from some, and rows
+        # this driver alone would have excluded (the exclusions report counts first reasons).
+        count = items.notna().sum(axis=1).to_numpy()
+        k = min(spec.data.min_items_answered, items.shape[1])
         scaling_rows.append({"driver": name, "mean_item_z": centre, "sd_item_z": scale,
-                             "items": " ".join(items.columns)})
+                             "items": " ".join(items.columns), "min_items_answered": k,
+                             "kept_all_items": int((keep & (count == items.shape[1])).sum()),
+                             "kept_some_items": int((keep & (count < items.shape[1])).sum()),
+                             "rows_below_minimum": int((count < k).sum())})
 
     tidy = pd.DataFrame({
         "row": np.arange(1, n + 1),
