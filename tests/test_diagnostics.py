@@ -73,3 +73,28 @@ def test_diagnose_command_prints_the_table_and_sets_exit_status(small_run, capsy
     assert status == (0 if report.passed else 1)
     assert report.per_parameter["parameter"].str.contains(r"borough_slope\[Croydon, visibility\]",
                                                            regex=True).any()
+
+
+def test_pareto_k_warns_with_advice_without_failing_convergence():
+    rng = np.random.default_rng(5)
+    loo = {"respondent": {"n": 1000, "k_good": 990, "k_ok": 4, "k_bad": 5, "k_very_bad": 1},
+           "ward": {"n": 100, "k_good": 100, "k_ok": 0, "k_bad": 0, "k_very_bad": 0}}
+    report = diagnose(_tree(_good(rng), _stats(rng)), loo)
+    table = report.table().set_index("check")
+    assert table.loc["Pareto k > 0.7 (respondents)", "status"] == "WARN"
+    assert "--by ward" in table.loc["Pareto k > 0.7 (respondents)", "what to do"]
+    assert table.loc["Pareto k > 0.7 (wards)", "status"] == "pass"
+    assert report.passed  # convergence is fine; LOO reliability is reported, not hidden
+    assert "WARN" in report.to_text() and "6 of 1000 respondents, 1 above 1" in report.to_text()
+
+
+def test_elements_fixed_by_construction_are_not_diagnosed():
+    """A correlation matrix's unit diagonal has no R-hat; it must not hide or break the checks."""
+    rng = np.random.default_rng(6)
+    post = _good(rng)
+    post["corr"] = np.ones((4, 500, 3))
+    post["corr"][:, :, 1] = rng.uniform(-0.5, 0.5, size=(4, 500))
+    report = diagnose(_tree(post, _stats(rng)))
+    per = report.per_parameter
+    assert not per[["r_hat", "ess_bulk"]].isna().any().any()
+    assert (per["variable"] == "corr").sum() == 1 and report.passed

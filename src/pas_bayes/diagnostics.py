@@ -32,6 +32,12 @@ class Check:
     passed: bool
     worst: tuple[str, ...] = ()
     advice: str = ""
+    #: False for checks that warn without failing the run (the reliability of LOO is not convergence).
+    blocking: bool = True
+
+    @property
+    def status(self) -> str:
+        return "pass" if self.passed else ("FAIL" if self.blocking else "WARN")
 
 
 @dataclass(frozen=True)
@@ -43,14 +49,14 @@ class DiagnosticsReport:
 
     @property
     def passed(self) -> bool:
-        """True when every check passes."""
-        return all(c.passed for c in self.checks)
+        """True when every convergence check passes (warnings do not count)."""
+        return all(c.passed for c in self.checks if c.blocking)
 
     def table(self) -> pd.DataFrame:
         """One row per check: check, value, threshold, status, worst, what to do."""
         return pd.DataFrame([{
             "check": c.name, "value": c.value, "threshold": c.threshold,
-            "status": "pass" if c.passed else "FAIL", "worst": ", ".join(c.worst),
+            "status": c.status, "worst": ", ".join(c.worst),
             "what to do": "" if c.passed else c.advice,
         } for c in self.checks])
 
@@ -58,7 +64,7 @@ class DiagnosticsReport:
         """A readable report for a terminal."""
         lines = []
         for c in self.checks:
-            status = "pass" if c.passed else "FAIL"
+            status = c.status
             lines.append(f"[{status}] {c.name:<28} {_fmt(c.value):>10}   (needs {c.threshold})")
             if c.worst:
                 lines.append(f"         worst: {', '.join(c.worst)}")
@@ -111,7 +117,10 @@ def parameter_diagnostics(idata: xr.DataTree) -> pd.DataFrame:
     bulk = _flatten(az.ess(idata, method="bulk"), "ess_bulk")
     tail = _flatten(az.ess(idata, method="tail"), "ess_tail")
     keys = ["variable", "parameter"]
-    return rhat.merge(bulk.drop(columns="coords"), on=keys).merge(tail.drop(columns="coords"), on=keys)
+    per = rhat.merge(bulk.drop(columns="coords"), on=keys).merge(tail.drop(columns="coords"), on=keys)
+    # Elements fixed by construction (the unit diagonal of a correlation matrix, the zeros of its
+    # Cholesky factor) have no R-hat or ESS; they are not parameters, so they are left out.
+    return per.dropna(subset=["r_hat", "ess_bulk", "ess_tail"], how="all").reset_index(drop=True)
 
 
 def _stat(idata: xr.DataTree, *names: str) -> xr.DataArray | None:
@@ -128,13 +137,16 @@ def _worst(frame: pd.DataFrame, column: str, *, largest: bool, n: int = 5) -> tu
                  for p, v in zip(ordered["parameter"], ordered[column], strict=True))
 
 
-def diagnose(idata: xr.DataTree) -> DiagnosticsReport:
+def diagnose(idata: xr.DataTree, loo: dict | None = None) -> DiagnosticsReport:
     """Run every convergence check on a fitted posterior.
 
     Parameters
     ----------
     idata
         A DataTree with ``posterior`` and ``sample_stats`` groups (pymc or nutpie).
+    loo
+        The run's PSIS-LOO summary (``provenance["loo"]``), when it has one: adds a
+        (warning, not failing) check of the Pareto k of each respondent and ward.
 
     Returns
     -------
@@ -189,4 +201,17 @@ def diagnose(idata: xr.DataTree) -> DiagnosticsReport:
             advice="trajectories were cut short, so sampling was inefficient (not biased): "
             "check for strongly correlated parameters, or raise the maximum tree depth",
         ))
+    if isinstance(loo, dict):
+        for level, summary in loo.items():
+            bad = int(summary.get("k_bad", 0) + summary.get("k_very_bad", 0))
+            checks.append(Check(
+                f"Pareto k > 0.7 ({level}s)", float(bad), "0 for a reliable PSIS-LOO", bad == 0,
+                (f"{bad} of {summary.get('n')} {level}s, {summary.get('k_very_bad', 0)} above 1",) if bad else (),
+                advice=("LOO terms of those " + level + "s are unreliable, so `pas-bayes compare` differences "
+                        "are less certain than their SE says: compare with --by ward"
+                        if level == "respondent" else
+                        "some wards are too influential for importance sampling: treat small ELPD "
+                        "differences as inconclusive, or refit leaving those wards out (k-fold)"),
+                blocking=False,
+            ))
     return DiagnosticsReport(tuple(checks), per)

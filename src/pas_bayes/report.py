@@ -117,7 +117,7 @@ def _trust_section(summary: RunSummary) -> str:
     report = summary.diagnostics
     rows = "".join(
         f"<tr><td>{html.escape(c.name)}</td><td>{c.value:.3g}</td><td>{html.escape(c.threshold)}</td>"
-        f"<td class='{'pass' if c.passed else 'fail'}'>{'pass' if c.passed else 'FAIL'}</td>"
+        f"<td class='{'pass' if c.passed else 'fail'}'>{c.status}</td>"
         f"<td>{'' if c.passed else html.escape(c.advice)}</td></tr>" for c in report.checks)
     verdict = ("The sampler converged: every check passes, so the intervals below are reliable summaries of "
                "the model." if report.passed else
