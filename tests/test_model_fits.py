@@ -94,6 +94,12 @@ def test_compare_prefers_the_true_demographic_varying_slope(tmp_path, capsys):
     groups = pd.read_csv(tmp_path / "eff_by_group.csv")
     black = groups.query("level == 'Black' and driver == 'engagement'").iloc[0]
     assert black["prob_above_average"] > 0.95 and black["dev_q05"] > 0
+    # On the probability scale too: the figure of effects by group, with its numbers.
+    assert main(["plot", str(tmp_path / "varying"), "--out", str(tmp_path / "fig")]) == 0
+    by_group = pd.read_csv(tmp_path / "fig" / "driver_effects_by_group.csv", keep_default_na=False)
+    pp = by_group.query("driver == 'engagement'").set_index("level")
+    assert pp.loc["Black", "q50"] > pp.loc["White", "q50"] and pp.loc["Black", "prob_above_others"] > 0.9
+    assert (tmp_path / "fig" / "driver_effects_by_group.png").exists()
     # Different outcome families cannot be compared.
     ordinal = _spec_file(tmp_path, "ordinal", family="cumulative", **common)
     assert main(["fit", ordinal, "--data", str(data), "--out", str(tmp_path / "ordinal"), "--draws", "50",

@@ -33,7 +33,8 @@ def _fit(tmp_path_factory, spec_name: str, settings: SimulationSettings):
     spec = load_spec(ROOT / "models" / f"{spec_name}.toml").with_sampler(seed=settings.seed + 1)
     run = load_run(fit_run(spec, read_survey(path, spec), folder / "run", progressbar=False))
     truth = json.loads((folder / "data" / "truth.json").read_text())
-    print(f"{spec_name}: sampling {run.provenance['sampling_seconds']:.0f} s, wall {run.provenance['wall_seconds']:.0f} s")
+    seconds = run.provenance
+    print(f"{spec_name}: sampling {seconds['sampling_seconds']:.0f} s, wall {seconds['wall_seconds']:.0f} s")
     print(diagnose(run.idata).to_text())
     return run, truth
 

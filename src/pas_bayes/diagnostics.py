@@ -119,8 +119,9 @@ def parameter_diagnostics(idata: xr.DataTree) -> pd.DataFrame:
     keys = ["variable", "parameter"]
     per = rhat.merge(bulk.drop(columns="coords"), on=keys).merge(tail.drop(columns="coords"), on=keys)
     # Elements fixed by construction (the unit diagonal of a correlation matrix, the zeros of its
-    # Cholesky factor) have no R-hat or ESS; they are not parameters, so they are left out.
-    return per.dropna(subset=["r_hat", "ess_bulk", "ess_tail"], how="all").reset_index(drop=True)
+    # Cholesky factor) have no within- or between-chain variance, so R-hat is 0/0; they are not
+    # parameters and are left out. (Chains each stuck at a different value give R-hat inf: kept.)
+    return per.dropna(subset=["r_hat"]).reset_index(drop=True)
 
 
 def _stat(idata: xr.DataTree, *names: str) -> xr.DataArray | None:

@@ -24,7 +24,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pas_bayes.predictions import Posterior, average_marginal_effects, draws, load_posterior
+from pas_bayes.predictions import (
+    Posterior,
+    average_marginal_effects,
+    draws,
+    group_means,
+    load_posterior,
+    marginal_effect_draws,
+)
 
 EFFECT_COLUMNS = ("level", "borough", "ward", "driver", "scale", "mean", "sd", "q05", "q50", "q95")
 
@@ -184,3 +191,42 @@ def effect_correlations(idata: xr.DataTree) -> pd.DataFrame:
                 rows.append({"level": level, "first": names[i], "second": names[j], "mean": float(r.mean()),
                              "q05": q[0], "q50": q[1], "q95": q[2], "prob_positive": float((r > 0).mean())})
     return pd.DataFrame(rows, columns=["level", "first", "second", "mean", "q05", "q50", "q95", "prob_positive"])
+
+
+def group_marginal_effects(post: Posterior) -> pd.DataFrame:
+    """Average marginal effects (points) among the respondents of each year or demographic level,
+    for the drivers whose effect varies by that group.
+
+    Each respondent's effect uses their own slopes (borough, ward, year, demographic), so
+    the numbers answer "how much does engagement move the share positive among Black
+    Londoners?", on the probability scale.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``group``, ``level``, ``driver``, ``respondents``, ``mean``, ``q05``, ``q25``, ``q50``,
+        ``q75``, ``q95`` (points), ``prob_above_others`` (P(the level's effect exceeds the mean of
+        the other levels' effects)).
+    """
+    groupings = []
+    if post.year_slope_dev is not None:
+        varying = np.flatnonzero(np.abs(post.year_slope_dev).sum(axis=(0, 1)) > 0)
+        groupings.append(("year", post.year_idx, post.years, varying))
+    for g, dev in post.demographic_slope_dev.items():
+        varying = np.flatnonzero(np.abs(dev).sum(axis=(0, 1)) > 0)
+        groupings.append((g, post.demographic_idx[g], post.demographic_levels[g], varying))
+    rows = []
+    for group, index, levels, varying in groupings:
+        counts = np.bincount(index, minlength=len(levels))
+        for d in varying:
+            driver = post.drivers[d]
+            by_level = 100.0 * group_means(marginal_effect_draws(post, driver), index, len(levels))
+            q = np.quantile(by_level, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
+            for i, level in enumerate(levels):
+                others = np.delete(by_level, i, axis=1).mean(axis=1) if len(levels) > 1 else by_level[:, i]
+                rows.append({"group": group, "level": level, "driver": driver, "respondents": int(counts[i]),
+                             "mean": float(by_level[:, i].mean()), "q05": q[0, i], "q25": q[1, i],
+                             "q50": q[2, i], "q75": q[3, i], "q95": q[4, i],
+                             "prob_above_others": float((by_level[:, i] > others).mean())})
+    return pd.DataFrame(rows, columns=["group", "level", "driver", "respondents", "mean", "q05", "q25", "q50",
+                                       "q75", "q95", "prob_above_others"])

@@ -20,6 +20,7 @@ from pas_bayes.plots import (
     plot_ward_extremes,
 )
 from pas_bayes.plots._style import PlotResult
+from pas_bayes.plots.group_effects import plot_group_effects
 from pas_bayes.predictions import draws
 from pas_bayes.summaries import RunSummary
 
@@ -88,6 +89,9 @@ def build_figures(summary: RunSummary, *, drivers: tuple[str, ...] | None = None
     chosen = ward_borough or post.boroughs[int(np.argmax(summary.driver_ame(first)[1].mean(axis=0)))]
     for driver in drivers:
         out[f"wards_{_slug(chosen)}_{driver}"] = ward_figure(summary, chosen, driver)
+    if not summary.group_effects.empty:
+        out["driver_effects_by_group"] = plot_group_effects(summary.group_effects, labels=summary.labels,
+                                                            outcome_phrase=phrase)
     if not summary.gaps.empty:
         out["demographic_gaps"] = plot_demographic_gaps(summary.gaps, outcome_phrase=phrase)
     out["ppc_by_borough"] = plot_ppc_by_borough(summary.ppc, outcome_phrase=phrase)

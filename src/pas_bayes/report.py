@@ -205,6 +205,10 @@ def build_report(summary: RunSummary, *, drivers: tuple[str, ...] = MAP_DRIVERS,
     if ward_keys:
         parts.append("<h2>Wards within a borough</h2>")
         parts += [_figure(figures[k], "Wards of one borough against the borough's own effect.") for k in ward_keys]
+    if "driver_effects_by_group" in figures:
+        parts.append("<h2>Where a driver matters more: by year or group</h2>")
+        parts.append(_figure(figures["driver_effects_by_group"],
+                             "Average effect in points among each year's or group's respondents."))
     parts.append("<h2>Which groups remain less positive</h2>")
     if "demographic_gaps" in figures:
         parts.append(_figure(figures["demographic_gaps"], "Gaps after accounting for the drivers."))

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pas_bayes.diagnostics import DiagnosticsReport, diagnose
-from pas_bayes.effects import marginal_effects
+from pas_bayes.effects import group_marginal_effects, marginal_effects
 from pas_bayes.fit import Run
 from pas_bayes.gaps import demographic_gaps
 from pas_bayes.ppc import replicated_shares
@@ -66,6 +66,11 @@ class RunSummary:
     @cached_property
     def gaps(self) -> pd.DataFrame:
         return demographic_gaps(self.post)[0]
+
+    @cached_property
+    def group_effects(self) -> pd.DataFrame:
+        """Effects (points) by year or demographic level, where the model lets them vary."""
+        return group_marginal_effects(self.post)
 
     @cached_property
     def ppc(self) -> pd.DataFrame:
