@@ -1,7 +1,7 @@
 """Predictive model comparison: PSIS-LOO per respondent and leave-one-ward-out, and ranking runs.
 
 At fit time (:func:`loo_tables`) the pointwise log-likelihood of every
-respondent is computed from the posterior, and ArviZ's PSIS-LOO
+respondent is computed from the posterior (:func:`pointwise_log_likelihood`), and ArviZ's PSIS-LOO
 (``arviz_stats.loo``) gives each respondent's expected log predictive density
 (``elpd_loo``) and Pareto k. The log-likelihood itself is not kept (12,800
 respondents x 6,000 draws is 600 MB a run); the pointwise results are, in the
@@ -27,12 +27,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pymc as pm
 import scipy.sparse as sp
 import xarray as xr
 from arviz_stats import loo
+from scipy.special import log_expit
 
 from pas_bayes.errors import QueryError
+from pas_bayes.predictions import draws, load_posterior
 
 #: Pareto k above this: the importance-sampling estimate for that point is unreliable.
 K_BAD = 0.7
@@ -58,27 +59,53 @@ def _psis(log_lik: xr.DataArray, posterior: xr.Dataset) -> tuple[np.ndarray, np.
     return np.asarray(result.elpd_i.values), np.asarray(result.pareto_k.values), totals
 
 
-def loo_tables(idata: xr.DataTree, model: pm.Model, outcome: str, frame: pd.DataFrame) -> LooResult:
+def pointwise_log_likelihood(idata: xr.DataTree) -> xr.DataArray:
+    """Each respondent's log-likelihood under every posterior draw: ``(chain, draw, obs)``.
+
+    Computed from the stored posterior with the same linear predictor as every other
+    summary (:class:`pas_bayes.predictions.Posterior`): Bernoulli-logit of a positive answer,
+    or the cumulative logit of the full answer (the ``cutpoints``, with the linear
+    predictor taken without the recorded ``intercept``). PyMC's
+    ``compute_log_likelihood`` is not used because it cannot rebuild models with an LKJ
+    correlation (its value transform is renamed); a test checks that both agree elsewhere.
+    """
+    post_ds = idata["posterior"]
+    chains, n_draws = post_ds.sizes["chain"], post_ds.sizes["draw"]
+    post = load_posterior(idata, max_draws=chains * n_draws)
+    observed = idata["observed_data"]
+    answer = np.asarray(observed[next(iter(observed.data_vars))].values, dtype=int)
+    cumulative = "cutpoints" in post_ds.data_vars
+    if cumulative:
+        cut = draws(idata, "cutpoints")
+        lower_idx, upper_idx = answer - 1, answer  # category k lies between cut k-1 and cut k
+        n_cut = cut.shape[1]
+    out = np.empty((post.n_draws, answer.size))
+    for block in post.blocks():
+        eta = post.eta(block)
+        if not cumulative:
+            out[block] = answer * eta - np.logaddexp(0.0, eta)
+            continue
+        eta = eta - post.intercept[block][:, None]
+        c = cut[block]
+        upper = np.where(upper_idx < n_cut, c[:, np.minimum(upper_idx, n_cut - 1)], np.inf) - eta
+        lower = np.where(lower_idx >= 0, c[:, np.maximum(lower_idx, 0)], -np.inf) - eta
+        # log(F(upper) - F(lower)) without cancellation: log F(u) + log1p(-F(l) / F(u)).
+        log_u, log_l = log_expit(upper), log_expit(lower)
+        out[block] = log_u + np.log1p(-np.exp(log_l - log_u))
+    return xr.DataArray(out.reshape(chains, n_draws, -1), dims=("chain", "draw", "obs"))
+
+
+def loo_tables(idata: xr.DataTree, frame: pd.DataFrame) -> LooResult:
     """PSIS-LOO of a fitted survey model, per respondent and leaving out one ward at a time.
 
     Parameters
     ----------
     idata
-        The posterior of ``model``.
-    model
-        The fitted PyMC model (its observed variable is ``outcome``).
-    outcome
-        Name of the observed variable.
+        The posterior (with ``observed_data`` and ``constant_data``).
     frame
         The tidy frame the model was fitted to (for the ``row`` and ``ward`` of each respondent).
     """
-    # PyMC's graph rewriting refuses models with explicit initial values (the ordered cut-points
-    # have one, to start the sampler away from equal cut-points); they are not needed after sampling.
-    for rv in model.rvs_to_initial_values:
-        model.rvs_to_initial_values[rv] = None
-    log_lik = pm.compute_log_likelihood(idata, model=model, var_names=[outcome],
-                                        extend_inferencedata=False, progressbar=False)
-    values = log_lik[outcome]  # a Dataset when not extending the DataTree
+    values = pointwise_log_likelihood(idata)
     posterior = idata["posterior"].to_dataset()[["beta"]]
     elpd_i, k_i, totals = _psis(values, posterior)
 

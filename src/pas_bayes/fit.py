@@ -165,7 +165,7 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
     loo_summary: dict[str, Any] | str = ("not computed: a survey-weighted pseudo-likelihood is not a "
                                          "predictive density of the sample")
     if spec.weights == "none":
-        result = loo_tables(idata, model, spec.outcome, survey.frame)
+        result = loo_tables(idata, survey.frame)
         tables.update({"loo.csv": result.respondents, "loo_wards.csv": result.wards})
         loo_summary = result.summary
     wall = time.perf_counter() - clock
