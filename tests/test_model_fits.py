@@ -128,6 +128,24 @@ def test_several_years_recover_year_effects_across_ward_boundary_sets(tmp_path):
     assert list(groups["level"]) == ["FY 21-22", "FY 22-23", "FY 23-24"]
 
 
+def test_correlated_effects_are_written_as_correlations_with_intervals(small_survey, tmp_path):
+    spec = _spec_file(tmp_path, "corr", correlated=["borough"], ward_slopes=[], demographics=["ethnicity"],
+                      drivers=["engagement", "visibility"])
+    run = tmp_path / "run"
+    assert main(["fit", spec, "--data", str(small_survey), "--out", str(run), "--seed", "6", "--draws", "200",
+                 "--tune", "300", "--chains", "2", "--no-progress"]) == 0
+    assert main(["effects", str(run), "--out", str(tmp_path / "eff.csv"), "--logit-only"]) == 0
+    corr = pd.read_csv(tmp_path / "eff_correlations.csv")
+    assert set(zip(corr["first"], corr["second"], strict=True)) == {
+        ("intercept", "engagement"), ("intercept", "visibility"), ("engagement", "visibility")}
+    assert ((corr["q05"] >= -1) & (corr["q05"] <= corr["q50"]) & (corr["q50"] <= corr["q95"])
+            & (corr["q95"] <= 1)).all()
+    matrix = _draws(run, "corr_borough")
+    assert np.allclose(matrix, np.swapaxes(matrix, 1, 2)) and np.allclose(np.diagonal(matrix, axis1=1, axis2=2), 1)
+    assert main(["report", str(run), "--out", str(tmp_path / "report.html")]) == 0
+    assert "Do places where a driver matters more" in (tmp_path / "report.html").read_text()
+
+
 def test_pseudo_likelihood_weights_undo_informative_sampling(small_survey):
     """Keep every positive answer but only half of the others, with weight 2: the weighted fit
     recovers the full sample's intercept, the unweighted one is biased upward by about log 2."""

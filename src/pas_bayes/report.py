@@ -19,6 +19,7 @@ import pandas as pd
 
 from pas_bayes import __version__
 from pas_bayes.atomic import atomic_write, atomic_write_text, refuse_existing
+from pas_bayes.effects import effect_correlations
 from pas_bayes.errors import QueryError
 from pas_bayes.figures import MAP_DRIVERS, build_figures
 from pas_bayes.plots._style import PlotResult, percent
@@ -205,6 +206,16 @@ def build_report(summary: RunSummary, *, drivers: tuple[str, ...] = MAP_DRIVERS,
     if ward_keys:
         parts.append("<h2>Wards within a borough</h2>")
         parts += [_figure(figures[k], "Wards of one borough against the borough's own effect.") for k in ward_keys]
+    correlations = effect_correlations(summary.run.idata)
+    if not correlations.empty:
+        parts.append("<h2>Do places where a driver matters more start higher or lower?</h2>")
+        parts.append("<p>Correlations between each place's starting level (intercept) and its driver effects, "
+                     "and between driver effects, with 90% intervals. With 32 boroughs these are uncertain: "
+                     "an interval that spans 0 means the data cannot tell.</p>")
+        shown = correlations.assign(order=correlations["q50"].abs()).sort_values("order", ascending=False)
+        parts.append(_table(shown.head(12)[["level", "first", "second", "q50", "q05", "q95", "prob_positive"]]
+                            .rename(columns={"q50": "correlation", "q05": "90% low", "q95": "90% high",
+                                             "prob_positive": "P(> 0)"}), 2))
     if "driver_effects_by_group" in figures:
         parts.append("<h2>Where a driver matters more: by year or group</h2>")
         parts.append(_figure(figures["driver_effects_by_group"],
