@@ -189,3 +189,13 @@ def test_prior_check_writes_the_implied_borough_rates_and_flags_wide_priors(smal
     assert "too wide" in capsys.readouterr().out
     # An existing check is not overwritten.
     assert main(["prior-check", str(wide_spec), "--data", str(small_survey), "--out", str(tmp_path / "wide")]) == 2
+
+
+def test_a_run_fitted_without_loo_is_refused_by_compare(small_run, small_survey, tmp_path, capsys):
+    run = tmp_path / "noloo"
+    assert main(["fit", str(ROOT / "models" / "confidence.toml"), "--data", str(small_survey), "--out", str(run),
+                 "--draws", "30", "--tune", "30", "--chains", "1", "--no-progress", "--no-loo"]) == 0
+    assert not (run / "loo.csv").exists() and (small_run / "loo.csv").exists()
+    capsys.readouterr()
+    assert main(["compare", str(small_run), str(run)]) == 2
+    assert "--no-loo" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""The ``pas-bayes`` command: simulate, fit, diagnose, effects, plot, rankings, scenario, gaps, report.
+"""The ``pas-bayes`` command: simulate, fit, prior-check, compare, diagnose, effects, plot, rankings,
+scenario, gaps, report, and the dashboard commands.
 
 Every subcommand is a thin layer over the package's functions; errors that a
 user can fix (bad data, bad spec, an existing run) are printed as one message
@@ -8,6 +9,7 @@ and give exit status 2. ``diagnose`` exits 1 when any check fails.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,7 +50,7 @@ def _fit(args: argparse.Namespace) -> int:
     print(f"Fitting {spec.name!r} ({spec.outcome}) with {spec.sampler.name}: {spec.sampler.chains} chains "
           f"x {spec.sampler.draws} draws after {spec.sampler.tune} tuning, seed {spec.sampler.seed}")
     out = fit_run(spec, survey, args.out, force=args.force, progressbar=not args.no_progress,
-                  command=["pas-bayes", *args.argv])
+                  command=["pas-bayes", *args.argv], loo=not args.no_loo)
     run = load_run(out)
     print(f"Run written to {out} (sampling {run.provenance['sampling_seconds']:.0f} s)")
     print(diagnose(run.idata, run.provenance.get("loo")).to_text())
@@ -169,8 +171,6 @@ def _prior_check(args: argparse.Namespace) -> int:
     rates = prior_rates(spec, survey.frame, draws=args.draws, seed=args.seed)
     out.mkdir(parents=True, exist_ok=True)
     plot_prior_rates(rates, outcome_phrase=outcome_phrase(spec)).save(out / "prior_rates.png", force=args.force)
-    import json
-
     record = {"spec": spec.to_dict(), "spec_sha256": spec.digest(), "data_file": str(data.resolve()),
               "data_sha256": survey.sha256, "draws": args.draws, "seed": args.seed,
               "verdict": prior_verdict(rates)}
@@ -365,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=["nutpie", "pymc"])
     p.add_argument("--encoding", help="text encoding of a CSV survey (default from the spec: utf-8)")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
+    p.add_argument("--no-loo", action="store_true", help="skip PSIS-LOO (the run cannot then be compared)")
     p.add_argument("--force", action="store_true", help="replace the run folder if it exists")
     p.set_defaults(func=_fit)
 

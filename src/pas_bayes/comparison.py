@@ -240,7 +240,7 @@ def compare_runs(run_paths: list[str], *, by: str = "respondent") -> tuple[pd.Da
             reason = provenance.get("loo") if isinstance(provenance.get("loo"), str) else (
                 "it has no pointwise LOO (a dashboard run, or fitted before LOO was recorded)")
             raise QueryError(f"{path}: cannot be compared: {reason}. What to do: compare unweighted "
-                             "respondent-level runs made by `pas-bayes fit`")
+                             "respondent-level runs made by `pas-bayes fit` (without --no-loo)")
         key = (provenance.get("data_sha256"), spec.get("outcome"), spec.get("family", "bernoulli"))
         if first is None:
             first = (path, key)

@@ -138,10 +138,10 @@ def design_weights(frame: pd.DataFrame, how: str, borough_idx: np.ndarray,
     ``pseudo``: each respondent's ``WT_Discrete``, scaled to average 1 (the
     likelihood then carries as much information as the sample has respondents).
     ``savitsky_williams``: the weight split into three parts whose product is
-    the respondent's weight: the borough's (its respondents' mean weight, scaled
-    to average 1 over boroughs), the ward's within its borough (the ward's mean
-    over the borough's mean of ward means: average 1 over the borough's wards) and
-    the respondent's within the ward (weight over the ward's mean). The first two
+    the respondent's weight (up to one constant): the borough's (the mean of its
+    wards' mean weights, scaled to average 1 over boroughs), the ward's within its
+    borough (the ward's mean over that borough mean: average 1 over the borough's
+    wards) and the respondent's within the ward (weight over the ward's mean). The first two
     weight the group priors, the last the likelihood (Savitsky & Williams 2022).
     """
     w = frame["weight"].to_numpy(dtype=float)

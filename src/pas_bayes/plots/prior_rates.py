@@ -31,6 +31,6 @@ def plot_prior_rates(rates: pd.DataFrame, *, outcome_phrase: str) -> PlotResult:
     ax.set_xlim(0, 100)
     ax.set_xlabel(f"Share who {outcome_phrase}, drawn from the priors alone (%)")
     ax.set_title(textwrap.fill(prior_verdict(rates), 90), loc="left", fontsize=10)
-    ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=3, fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     return PlotResult(fig, rates)
