@@ -1,4 +1,4 @@
-"""The ``pas-bayes`` command: simulate, fit, prior-check, compare, diagnose, effects, plot, rankings,
+"""The ``pas-bayes`` command: simulate, fit, sweep, prior-check, compare, diagnose, effects, plot, rankings,
 scenario, gaps, report, and the dashboard commands.
 
 Every subcommand is a thin layer over the package's functions; errors that a
@@ -182,6 +182,22 @@ def _prior_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from pas_bayes.sweep import load_sweep_spec, run_sweep
+
+    sweep = load_sweep_spec(args.sweep_spec)
+    outcome = run_sweep(sweep, args.out, scheduler=args.scheduler, workers=args.workers,
+                        progress=None if args.quiet else print)
+    print(f"Sweep finished in {outcome.wall_seconds:.0f} s: {len(outcome.completed)} fitted now, "
+          f"{len(outcome.skipped)} already done, {len(outcome.failed)} failed; summary in {Path(args.out) / 'summary'}")
+    for task, error in outcome.failed.items():
+        print(f"  failed: {task}: {error}")
+    if outcome.failed:
+        print("What to do: fix the cause above (details in failures/<task>.json) and run the same command "
+              "again: finished fits are skipped, failed ones rerun")
+    return 0 if outcome.finished else 1
+
+
 def _compare(args: argparse.Namespace) -> int:
     from pas_bayes.comparison import compare_runs, verdict
 
@@ -352,6 +368,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also write the comparison table as CSV")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=_compare)
+
+    p = sub.add_parser("sweep", help="many fits (specs x data x seeds, or simulations) on a Dask cluster")
+    p.add_argument("sweep_spec", help="sweep spec (TOML), e.g. models/sweep_confidence_trust.toml")
+    p.add_argument("--out", required=True, help="sweep folder; running again into it resumes")
+    p.add_argument("--scheduler", help="address of a running Dask scheduler (default: a local cluster)")
+    p.add_argument("--workers", type=int, help="worker processes of the local cluster (default: half the cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_sweep)
 
     p = sub.add_parser("fit", help="fit a model spec and write a run folder")
     p.add_argument("spec", help="model spec (TOML), e.g. models/confidence.toml")
