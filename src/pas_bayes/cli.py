@@ -38,7 +38,8 @@ def _fit(args: argparse.Namespace) -> int:
     from pas_bayes.survey import read_survey
 
     spec = load_spec(args.spec).with_sampler(draws=args.draws, tune=args.tune, chains=args.chains,
-                                             seed=args.seed, name=args.sampler, cores=args.cores)
+                                             seed=args.seed, name=args.sampler, cores=args.cores,
+                                             target_accept=args.target_accept)
     data = Path(args.data) if args.data else spec.data_path()
     if data is None:
         raise SpecError(f"{args.spec}: no data file: give --data FILE or [data] path in the spec")
@@ -387,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cores", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--sampler", choices=["nutpie", "pymc"])
+    p.add_argument("--target-accept", type=float, help="NUTS target acceptance rate (default from the spec: 0.9)")
     p.add_argument("--encoding", help="text encoding of a CSV survey (default from the spec: utf-8)")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
     p.add_argument("--no-loo", action="store_true", help="skip PSIS-LOO (the run cannot then be compared)")

@@ -106,7 +106,9 @@ class SweepTask:
             data = "DATA/<survey file>"
         else:
             simulate, data = "", self.data_path
-        flags = " ".join(f"--{k} {v}" for k, v in self.sampler.items() if k in ("draws", "tune", "chains"))
+        names = {"draws": "--draws", "tune": "--tune", "chains": "--chains", "name": "--sampler",
+                 "target_accept": "--target-accept"}
+        flags = " ".join(f"{names[k]} {v}" for k, v in self.sampler.items() if k in names)
         fit = (f"pas-bayes fit {self.spec_path} --data {data} --seed {self.seed} {flags} --out {run_dir}"
                + ("" if self.loo else " --no-loo"))
         return f"{simulate} && {fit}" if simulate else fit
