@@ -19,11 +19,31 @@ from pas_bayes.errors import PASError, SpecError
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from pas_bayes.simulate import SimulationSettings, simulate_survey, write_simulation
+    import dataclasses
+    import json
 
-    settings = SimulationSettings(seed=args.seed, per_borough=args.per_borough,
-                                  financial_year=args.financial_year, years=tuple(args.years or ()),
-                                  ward_lookup=args.ward_lookup, ward_lookup_2018=args.ward_lookup_2018)
+    from pas_bayes.simulate import settings_from_record, simulate_survey, survey_filename, write_simulation
+
+    try:
+        truth = json.loads(args.truth_json) if args.truth_json else {}
+        settings = settings_from_record({"seed": args.seed, "per_borough": args.per_borough,
+                                         "financial_year": args.financial_year, "years": args.years or (),
+                                         "truth": truth})
+    except (ValueError, AttributeError) as exc:
+        raise SpecError(f"--truth-json: {exc}. What to do: give a JSON object of outcome -> overrides, e.g. "
+                        "'{\"confidence\": {\"borough_slope_sd\": {\"all\": 0}}}'") from exc
+    settings = dataclasses.replace(settings, ward_lookup=args.ward_lookup, ward_lookup_2018=args.ward_lookup_2018)
+    if args.from_prior:
+        from pas_bayes.calibration import prior_survey
+        from pas_bayes.spec import load_spec
+
+        if args.prior_seed is None:
+            raise SpecError("--from-prior needs --prior-seed N (the seed of the prior draw)")
+        target = Path(args.out) / survey_filename(settings)
+        refuse_existing([target, Path(args.out) / "prior_draw.zarr"], force=args.force)
+        path = prior_survey(load_spec(args.from_prior), settings, args.out, seed=args.prior_seed)
+        print(f"Wrote {path}: the outcome drawn from the priors of {args.from_prior} (prior_draw.zarr beside it)")
+        return 0
     sim = simulate_survey(settings)
     path = write_simulation(sim, args.out, settings, force=args.force)
     print(f"Wrote {path} ({len(sim.survey)} respondents, {sim.truth['n_wards_sampled']} wards) "
@@ -350,6 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "\"FY 22-23\" (years before FY 22-23 use 2018 ward boundaries)")
     p.add_argument("--ward-lookup", help="ONS ward->borough CSV (2022 wards) to take real ward codes and names from")
     p.add_argument("--ward-lookup-2018", help="the same for 2018 wards (years before FY 22-23)")
+    p.add_argument("--truth-json", help="overrides of the true parameters, as JSON: outcome -> field -> value, e.g. "
+                   "'{\"confidence\": {\"borough_slope_sd\": {\"all\": 0}}}' (a recovery scenario)")
+    p.add_argument("--from-prior", metavar="SPEC", help="draw the outcome from this spec's priors instead "
+                   "(simulation-based calibration); needs --prior-seed")
+    p.add_argument("--prior-seed", type=int, help="seed of the prior draw (with --from-prior)")
     p.add_argument("--force", action="store_true", help="replace files already in --out")
     p.set_defaults(func=_simulate)
 

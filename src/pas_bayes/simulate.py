@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,55 @@ def _default_trust() -> OutcomeTruth:
     )
 
 
+#: Fields of :class:`OutcomeTruth` whose values are tables keyed by driver, level or year:
+#: an override merges into them (``driver_effects = {informed = 0.0}`` changes one driver).
+_MERGED_FIELDS = ("driver_effects", "borough_slope_sd", "ward_slope_sd")
+
+
+def truth_with(truth: OutcomeTruth, overrides: dict[str, Any], *, where: str = "truth") -> OutcomeTruth:
+    """``truth`` with some of its fields replaced: a recovery scenario.
+
+    ``driver_effects``, ``borough_slope_sd`` and ``ward_slope_sd`` merge driver by
+    driver; every other field (``borough_slope_fixed``, ``borough_intercept_sd``, ...)
+    is replaced whole. ``borough_slope_sd = {all = 0.0}`` sets every driver.
+
+    Raises
+    ------
+    ValueError
+        For a field or driver that does not exist, or a negative SD.
+    """
+    known = {f for f in OutcomeTruth.__dataclass_fields__}
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key not in known:
+            raise ValueError(f"{where}: {key!r} is not a field of the truth; known: {sorted(known)}")
+        if key in _MERGED_FIELDS:
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}: {key} must be a table of driver = value, e.g. {{ visibility = 0.5 }}")
+            merged = dict(getattr(truth, key))
+            for driver, v in value.items():
+                if driver != "all" and driver not in DRIVERS:
+                    raise ValueError(f"{where}: {key}.{driver}: no such driver; drivers: {list(DRIVERS)}")
+                if key.endswith("_sd") and float(v) < 0:
+                    raise ValueError(f"{where}: {key}.{driver} = {v}; an SD cannot be negative")
+                # "all" of the ward slopes means the drivers that have one, not every driver.
+                targets = (tuple(merged) if key == "ward_slope_sd" else DRIVERS) if driver == "all" else (driver,)
+                for d in targets:
+                    merged[d] = float(v)
+            changes[key] = merged
+        elif key == "borough_slope_fixed":
+            for driver, fixed in value.items():
+                if driver not in DRIVERS:
+                    raise ValueError(f"{where}: borough_slope_fixed.{driver}: no such driver; drivers: {list(DRIVERS)}")
+                unknown = sorted(set(fixed) - {b.name for b in BOROUGHS})
+                if unknown:
+                    raise ValueError(f"{where}: borough_slope_fixed.{driver}: unknown boroughs {unknown}")
+            changes[key] = {d: {b: float(v) for b, v in fixed.items()} for d, fixed in value.items()}
+        else:
+            changes[key] = value
+    return replace(truth, **changes)
+
+
 @dataclass(frozen=True)
 class SimulationSettings:
     """What to simulate. Defaults give one full financial year (12,800 respondents)."""
@@ -161,6 +210,28 @@ class SimulationSettings:
     refused_rate: float = 0.005
     dash_rate: float = 0.005
     not_asked_rate: float = 0.10
+
+
+def settings_from_record(record: dict[str, Any]) -> SimulationSettings:
+    """Simulation settings from a sweep task's record (``seed``, ``per_borough``, years, ``truth``).
+
+    ``truth`` maps an outcome (``confidence``, ``trust``) to overrides of its
+    true parameters (:func:`truth_with`).
+
+    Raises
+    ------
+    ValueError
+        For an unknown outcome or field in ``truth``.
+    """
+    settings = SimulationSettings(seed=int(record["seed"]), per_borough=int(record["per_borough"]),
+                                  financial_year=record.get("financial_year", "FY 23-24"),
+                                  years=tuple(record.get("years") or ()))
+    changes = {}
+    for outcome, overrides in (record.get("truth") or {}).items():
+        if outcome not in ("confidence", "trust"):
+            raise ValueError(f"truth.{outcome}: the generator simulates 'confidence' and 'trust' only")
+        changes[outcome] = truth_with(getattr(settings, outcome), overrides, where=f"truth.{outcome}")
+    return replace(settings, **changes)
 
 
 @dataclass

@@ -21,6 +21,14 @@ or, for recovery and calibration runs, ``[simulations]`` instead of ``data`` and
     [simulations]
     count = 100
     per_borough = 40
+    truth_from = "generator"      # or "prior": simulation-based calibration
+    [simulations.truth.confidence]   # recovery scenario: overrides of the generator's truth
+    borough_slope_sd = { all = 0.0 }
+
+With ``truth_from = "generator"`` the truth is the generator's (with any
+overrides; :func:`pas_bayes.simulate.truth_with`); with ``"prior"`` every
+simulation draws its parameters and outcomes from the spec's own priors
+(:mod:`pas_bayes.calibration`) and the fit's ranks are recorded.
 
 Seeds come from ``numpy.random.SeedSequence(root_seed).spawn(n)``: task *k*
 always gets the same seed, so any one task can be rerun alone and give the
@@ -46,7 +54,8 @@ from pas_bayes.spec import load_spec, read_toml, table_digest
 from pas_bayes.survey import file_sha256
 
 SAMPLER_KEYS = ("name", "draws", "tune", "chains", "cores", "target_accept")
-SIMULATION_KEYS = ("count", "per_borough", "financial_year", "years")
+SIMULATION_KEYS = ("count", "per_borough", "financial_year", "years", "truth", "truth_from")
+TRUTH_FROM = ("generator", "prior")
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,10 @@ class SweepTask:
             simulate = (f"pas-bayes simulate --out DATA --seed {sim['seed']} --per-borough {sim['per_borough']}"
                         + (f" --years {' '.join(repr(y) for y in sim['years'])}" if sim.get("years") else
                            f" --financial-year {sim['financial_year']!r}"))
+            if sim.get("truth"):
+                simulate += f" --truth-json '{json.dumps(sim['truth'], sort_keys=True)}'"
+            if sim.get("truth_from") == "prior":
+                simulate += f" --from-prior {self.spec_path} --prior-seed {sim['prior_seed']}"
             data = "DATA/<survey file>"
         else:
             simulate, data = "", self.data_path
@@ -197,6 +210,21 @@ def load_sweep_spec(path: str | Path) -> SweepSpec:
                                           simulations.get("per_borough", 400), minimum=5)
         simulations.setdefault("financial_year", "FY 23-24")
         simulations["years"] = list(simulations.get("years", []))
+        simulations.setdefault("truth_from", "generator")
+        if simulations["truth_from"] not in TRUTH_FROM:
+            raise SpecError(f"{where}: simulations.truth_from = {simulations['truth_from']!r}; use one of "
+                            f"{list(TRUTH_FROM)}")
+        truth = simulations.get("truth", {})
+        if truth and simulations["truth_from"] == "prior":
+            raise SpecError(f"{where}: [simulations.truth] overrides the generator's truth; with truth_from = "
+                            "\"prior\" the truth is drawn from the spec's priors. What to do: drop one of them")
+        from pas_bayes.simulate import settings_from_record
+
+        try:
+            settings_from_record({"seed": 0, "per_borough": 1, "truth": truth})
+        except ValueError as exc:
+            raise SpecError(f"{where}: [simulations.{exc}") from exc
+        simulations["truth"] = truth
     data = table.get("data", [])
     if not isinstance(data, list) or not all(isinstance(d, str) for d in data):
         raise SpecError(f"{where}: data must be a list of survey files")
@@ -249,9 +277,15 @@ def expand_tasks(sweep: SweepSpec) -> list[SweepTask]:
         spec = load_spec(spec_path).with_sampler(**sampler)
         if sweep.simulations is not None:
             sim = sweep.simulations
-            for i, (sim_seed, fit_seed) in enumerate(spawned_seeds(sweep.root_seed, sim["count"], words=2)):
+            for i, (sim_seed, fit_seed, prior_seed) in enumerate(spawned_seeds(sweep.root_seed, sim["count"],
+                                                                                 words=3)):
                 settings = {"seed": sim_seed, "per_borough": sim["per_borough"],
                             "financial_year": sim["financial_year"], "years": sim["years"]}
+                # Keys of plain generator simulations stay as they were before scenarios existed.
+                if sim["truth"]:
+                    settings["truth"] = sim["truth"]
+                if sim["truth_from"] == "prior":
+                    settings.update(truth_from="prior", prior_seed=prior_seed)
                 key = _key(spec.with_sampler(seed=fit_seed).to_dict(), {"simulation": settings}, outputs)
                 tasks.append(SweepTask(
                     task_id=f"{_slug(spec.name)}-sim-{i:04d}-{key[:8]}", spec_path=spec_path, spec_name=spec.name,

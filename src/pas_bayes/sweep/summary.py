@@ -5,8 +5,13 @@
     runs.csv                      one row per task: status, diagnostics, timings, worker, error
     effects.csv                   every run's tidy driver effects, with task, spec, data, seed columns
     london_effects_by_run.png/.csv the London effects of every run side by side
-    recovery.csv                  simulation sweeps: each estimate beside its true value
+    recovery.csv                  simulation sweeps: each effect beside its true value
     recovery_coverage.csv         ... and how often the 90% intervals cover it, by level and driver
+    recovery_parameters.csv       simulation sweeps: every parameter (SDs and deviations too) beside its truth
+    recovery_scorecard.csv        ... 50%/90% coverage, borough-slope correlation, false-positive claims
+    sbc_ranks.csv                 calibration sweeps: the rank of every true value in every simulation
+    sbc_summary.csv               ... each quantity's rank mean/SD and its uniformity verdict
+    sbc_ecdf.png/.csv             ... the ECDF differences with simultaneous bands
 
 :func:`open_sweep` opens the posteriors of every finished run as one xarray
 dataset along a ``run`` dimension, lazily (dask arrays over the zarr stores),
@@ -133,7 +138,57 @@ def write_summary(out: str | Path, tasks: list[SweepTask], *, failed: dict[str, 
         atomic_write_text(folder / "recovery.csv", recovery.to_csv(index=False, float_format="%.6g"), force=True)
         atomic_write_text(folder / "recovery_coverage.csv",
                           recovery_coverage(recovery).to_csv(index=False, float_format="%.4g"), force=True)
+    parameters = parameter_table(out, tasks)
+    if not parameters.empty:
+        from pas_bayes.recovery import recovery_scorecard
+
+        atomic_write_text(folder / "recovery_parameters.csv", parameters.to_csv(index=False, float_format="%.6g"),
+                          force=True)
+        atomic_write_text(folder / "recovery_scorecard.csv",
+                          recovery_scorecard(parameters).to_csv(index=False, float_format="%.4g"), force=True)
+    ranks = sbc_rank_table(out, tasks)
+    if not ranks.empty:
+        from pas_bayes.calibration import sbc_summary
+        from pas_bayes.plots.sbc_ecdf import plot_sbc_ecdf
+
+        summary = sbc_summary(ranks)
+        atomic_write_text(folder / "sbc_ranks.csv", ranks.to_csv(index=False), force=True)
+        atomic_write_text(folder / "sbc_summary.csv", summary.to_csv(index=False, float_format="%.4g"), force=True)
+        plot_sbc_ecdf(ranks, summary).save(folder / "sbc_ecdf.png", force=True)
     return folder
+
+
+def _finished(out: Path, task: SweepTask) -> dict | None:
+    result_file = out / "results" / f"{task.task_id}.json"
+    if not result_file.is_file():
+        return None
+    result = json.loads(result_file.read_text())
+    return result if result.get("key") == task.key else None
+
+
+def parameter_table(out: str | Path, tasks: list[SweepTask]) -> pd.DataFrame:
+    """Simulation sweeps: every finished fit's parameter recovery rows (:mod:`pas_bayes.recovery`)."""
+    out = Path(out)
+    # Read from the sweep's own layout, not the paths in the results: the folder may have moved.
+    paths = [out / "recovery" / f"{t.task_id}.csv" for t in tasks if _finished(out, t) is not None]
+    frames = [pd.read_csv(p, dtype={"borough": str, "driver": str}, keep_default_na=False, na_values=["NaN", "nan"])
+              for p in paths if p.is_file()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def sbc_rank_table(out: str | Path, tasks: list[SweepTask]) -> pd.DataFrame:
+    """Calibration sweeps: the ranks of every finished simulation (:func:`pas_bayes.calibration.rank_table`)."""
+    from pas_bayes.calibration import rank_table
+
+    out = Path(out)
+    records = []
+    for t in tasks:
+        result = _finished(out, t)
+        path = out / "runs" / t.task_id / "sbc_ranks.json"
+        if result is not None and path.is_file():
+            record = json.loads(path.read_text())
+            records.append({"task": t.task_id, **record})
+    return rank_table(records) if records else pd.DataFrame()
 
 
 def open_sweep(out: str | Path, *, group: str = "posterior", var_names: list[str] | None = None) -> xr.Dataset:

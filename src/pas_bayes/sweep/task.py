@@ -5,8 +5,11 @@ folder, and the task returns a dict of a few numbers. The layout of a sweep
 folder::
 
     runs/<task>/        the run folder (see :mod:`pas_bayes.fit`)
-    data/<task>/        the simulated survey and its truth (simulation sweeps)
+    data/<task>/        the simulated survey and its truth (simulation sweeps), or, for
+                        calibration, the survey drawn from the prior and that draw
     effects/<task>.csv  the run's tidy driver effects, with the task's columns
+    recovery/<task>.csv simulation sweeps: every parameter's estimate beside its truth
+    runs/<task>/sbc_ranks.json  calibration sweeps: the ranks of the true values
     results/<task>.json the task's result: written last, so it marks the task done
     failures/<task>.json why the task's last attempt failed (removed when it succeeds)
 
@@ -136,7 +139,7 @@ def run_task(task: SweepTask, out_dir: str, cores: int | None = None) -> dict[st
     started = time.time()
     spec = load_spec(task.spec_path).with_sampler(**task.sampler, seed=task.seed, cores=cores)
     if task.simulation is not None:
-        data_path = _simulate(task, out / "data" / task.task_id)
+        data_path = _simulate(task, out / "data" / task.task_id, spec)
     else:
         data_path = Path(task.data_path or "")
     reused = (run_dir / "provenance.json").is_file()
@@ -160,6 +163,24 @@ def run_task(task: SweepTask, out_dir: str, cores: int | None = None) -> dict[st
     effects_path = out / "effects" / f"{task.task_id}.csv"
     atomic_write_text(effects_path, effects.to_csv(index=False, float_format="%.6g"), force=True)
     report = diagnose(run.idata, run.provenance.get("loo"))
+    extra: dict[str, Any] = {}
+    sim = task.simulation or {}
+    if sim.get("truth_from") == "prior":
+        import xarray as xr
+
+        from pas_bayes.calibration import sbc_ranks, write_ranks
+
+        prior_draw = xr.open_zarr(data_path.parent / "prior_draw.zarr", consolidated=False).load()
+        extra["sbc_ranks"] = str(write_ranks(run_dir, sbc_ranks(run.idata, prior_draw, spec)))
+    elif task.simulation is not None:
+        from pas_bayes.recovery import parameter_recovery
+
+        truth = json.loads((data_path.parent / "truth.json").read_text())
+        table = parameter_recovery(run.idata, truth, task.outcome)
+        table.insert(0, "task", task.task_id)
+        recovery_path = out / "recovery" / f"{task.task_id}.csv"
+        atomic_write_text(recovery_path, table.to_csv(index=False, float_format="%.6g"), force=True)
+        extra["recovery"] = str(recovery_path)
     result = {
         "task": task.task_id, "key": task.key, "run": str(run_dir), "effects": str(effects_path),
         "data_file": str(data_path), "data_sha256": run.provenance.get("data_sha256"),
@@ -167,7 +188,7 @@ def run_task(task: SweepTask, out_dir: str, cores: int | None = None) -> dict[st
         "sampling_seconds": run.provenance.get("sampling_seconds"),
         "task_seconds": round(time.time() - started, 2), "reused_run_folder": reused,
         "diagnostics": _diagnostics_summary(report), "worker": worker, "pid": os.getpid(),
-        "compiledir": compiledir, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "compiledir": compiledir, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra,
     }
     atomic_write_text(out / "results" / f"{task.task_id}.json", json.dumps(result, indent=1) + "\n", force=True)
     failure = out / "failures" / f"{task.task_id}.json"
@@ -181,13 +202,18 @@ def _without_cores(spec: Any) -> dict[str, Any]:
     return table
 
 
-def _simulate(task: SweepTask, folder: Path) -> Path:
-    from pas_bayes.simulate import SimulationSettings, simulate_survey, survey_filename, write_simulation
+def _simulate(task: SweepTask, folder: Path, spec: Any) -> Path:
+    from pas_bayes.simulate import settings_from_record, simulate_survey, survey_filename, write_simulation
 
     sim = task.simulation or {}
-    settings = SimulationSettings(seed=sim["seed"], per_borough=sim["per_borough"],
-                                  financial_year=sim["financial_year"], years=tuple(sim.get("years") or ()))
+    settings = settings_from_record(sim)
     path = folder / survey_filename(settings)
+    if sim.get("truth_from") == "prior":
+        from pas_bayes.calibration import prior_survey
+
+        if path.is_file() and (folder / "sbc_simulation.json").is_file():
+            return path  # the same seeds make the same draw: an earlier attempt's is as good
+        return prior_survey(spec, settings, folder, seed=int(sim["prior_seed"]))
     if path.is_file() and (folder / "truth_effects.csv").is_file():
         return path  # the same seed makes the same survey: an earlier attempt's is as good
     return write_simulation(simulate_survey(settings), folder, settings, force=True)
