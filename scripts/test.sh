@@ -5,5 +5,5 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/setup.sh"
 cd "$root"
-.venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff check src tests benchmarks validation
 .venv/bin/python -m pytest "$@"

@@ -1,6 +1,6 @@
 """Recovery scenarios and simulation-based calibration: the pieces, checked against known answers.
 
-The full recovery suite and the 120-simulation SBC run are in ``validation/``
+The full recovery suite and the 100-simulation SBC run are in ``validation/``
 (``docs/validation.md`` has their results); the slow tests here run the
 recovery scenarios end to end. These default tests check that a scenario
 changes the truth it says it changes, that a survey drawn from the prior reads

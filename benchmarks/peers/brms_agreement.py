@@ -80,6 +80,17 @@ def _flat_posterior(idata: xr.DataTree) -> dict[str, xr.DataArray]:
     return {k: v.drop_vars([c for c in v.coords if c not in ("chain", "draw")]) for k, v in out.items()}
 
 
+def _glmer_name(name: str) -> str:
+    """lme4's ``borough.3 security`` (one term per slope under ``||``) -> ``sd_borough_slope[security]``."""
+    if " " not in name:
+        return name
+    group, term = name.split(" ", 1)
+    level = {"borough": "borough", "ward_in_borough": "ward"}.get(group.split(".")[0])
+    if level is None:
+        return f"sd_{group.split('.')[0]}"
+    return f"sd_{level}_intercept" if term == "(Intercept)" else f"sd_{level}_slope[{term}]"
+
+
 def _moments(draws: dict[str, xr.DataArray]) -> pd.DataFrame:
     ds = xr.Dataset(draws)
     m_mean, m_sd = mcse(ds, method="mean"), mcse(ds, method="sd")
@@ -139,7 +150,7 @@ def main() -> None:
                                   dims=("chain", "draw")) for c in brms.columns if c not in ("chain", "draw")}
     a = _moments(_flat_posterior(idata)).set_index("parameter")
     b = _moments(brms_draws).set_index("parameter")
-    table = a.join(b, lsuffix="_pas_bayes", rsuffix="_brms")
+    table = a.add_suffix("_pas_bayes").join(b.add_suffix("_brms"))
     table["z_mean"] = ((table["mean_pas_bayes"] - table["mean_brms"])
                        / np.hypot(table["mcse_mean_pas_bayes"], table["mcse_mean_brms"]))
     table["z_sd"] = (table["sd_pas_bayes"] - table["sd_brms"]) / np.hypot(table["mcse_sd_pas_bayes"],
@@ -147,7 +158,7 @@ def main() -> None:
     judged = ~table.index.isin(NOT_JUDGED)
     table["verdict"] = np.where(~judged, "not judged (parameterised differently)",
                                 np.where((table["z_mean"].abs() < 3) & (table["z_sd"].abs() < 3), "agree", "DIFFER"))
-    glmer_fe = glmer.set_index("parameter")["estimate"]
+    glmer_fe = glmer.assign(parameter=glmer["parameter"].map(_glmer_name)).set_index("parameter")["estimate"]
     table["glmer_estimate"] = [glmer_fe.get(p, np.nan) for p in table.index]
     table = table.reset_index()
 

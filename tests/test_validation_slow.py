@@ -1,0 +1,84 @@
+"""The recovery suite (slow): each scenario's sweep, fitted through Dask, must recover its truth.
+
+Run with ``bash scripts/test.sh -m slow -k scenario`` (about 35 minutes on 2 cores).
+Each scenario is the sweep spec in ``validation/`` (5 simulated surveys of 100
+respondents a borough, the full confidence model); ``docs/validation.md`` reports
+the same sweeps. The bounds are the nominal rates with room for the sampling
+error of 5 fits (the estimates of one fit share its data, so they are not
+independent draws): 90% intervals must cover 80-99% of borough slopes and at
+least 70% of London effects, 50% intervals 35-70% of borough slopes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pas_bayes.sweep import load_sweep_spec, run_sweep
+
+pytestmark = pytest.mark.slow
+VALIDATION = Path(__file__).resolve().parents[1] / "validation"
+
+
+def _scenario(tmp_path: Path, name: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    out = tmp_path / name
+    outcome = run_sweep(load_sweep_spec(VALIDATION / f"sweep_recovery_{name}.toml"), out, workers=1, progress=None)
+    assert not outcome.failed, outcome.failed
+    summary = out / "summary"
+    card = pd.read_csv(summary / "recovery_scorecard.csv", keep_default_na=False, na_values=["", "NaN"])
+    params = pd.read_csv(summary / "recovery_parameters.csv", keep_default_na=False, na_values=["NaN"])
+    runs = pd.read_csv(summary / "runs.csv")
+    print(card.to_string())
+    print(runs[["task", "diagnostics", "failing_checks"]].to_string())
+    return card.set_index(["kind", "driver"]), params, runs
+
+
+def _coverage_is_nominal(card: pd.DataFrame) -> None:
+    assert card.loc[("london_effect", "all"), "coverage90"] >= 0.7
+    assert 0.8 <= card.loc[("borough_slope", "all"), "coverage90"] <= 0.99
+    assert 0.35 <= card.loc[("borough_slope", "all"), "coverage50"] <= 0.7
+
+
+def test_scenario_equal_makes_almost_no_false_claims(tmp_path):
+    card, _, _ = _scenario(tmp_path, "equal")
+    _coverage_is_nominal(card)
+    dev = card.loc[("borough_deviation", "all")]
+    assert dev["null_deviations"] == 5 * 32 * 7
+    # A 90% interval per borough would wrongly exclude 0 for 10% of boroughs if nothing were
+    # pooled; the hierarchy shrinks null deviations together, so far fewer claims are made.
+    assert dev["false_positive_rate"] <= 0.05
+    # The SDs of zero variation are estimated small: their 95% upper bounds stay near 0.
+    assert card.loc[("sd", "all"), "boundary_mean_q95"] <= 0.25
+
+
+def test_scenario_strong_one_ranks_the_boroughs_of_the_varying_driver(tmp_path):
+    card, _, _ = _scenario(tmp_path, "strong_one")
+    _coverage_is_nominal(card)
+    assert card.loc[("borough_slope", "visibility"), "slope_correlation"] >= 0.7
+    assert card.loc[("sd", "sd_borough_slope[visibility]"), "coverage90"] >= 0.75
+
+
+def test_scenario_few_named_finds_the_named_boroughs_without_false_alarms(tmp_path):
+    card, params, _ = _scenario(tmp_path, "few_named")
+    assert card.loc[("london_effect", "all"), "coverage90"] >= 0.7
+    dev = params[(params["kind"] == "borough_deviation") & (params["driver"] == "visibility")]
+    named = dev[dev["truth"] > 0]
+    assert set(named["borough"]) == {"Croydon", "Hackney", "Ealing"}
+    assert (named["p_positive"] > 0.8).mean() >= 0.6  # most named boroughs are found in most fits
+    assert card.loc[("borough_deviation", "all"), "false_positive_rate"] <= 0.05
+
+
+def test_scenario_null_driver_is_found_null(tmp_path):
+    card, params, _ = _scenario(tmp_path, "null_driver")
+    _coverage_is_nominal(card)
+    informed = params[(params["kind"] == "london_effect") & (params["driver"] == "informed")]
+    assert ((informed["q05"] < 0) & (informed["q95"] > 0)).sum() >= 4  # 0 inside the 90% interval
+    assert card.loc[("borough_deviation", "informed"), "false_positive_rate"] <= 0.05
+
+
+def test_scenario_ordinal_recovers_effects_and_cutpoint_spacing(tmp_path):
+    card, _, _ = _scenario(tmp_path, "ordinal")
+    _coverage_is_nominal(card)
+    assert card.loc[("cutpoint_spacing", "all"), "coverage90"] >= 0.7
