@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pas_bayes.sweep import load_sweep_spec, run_sweep
+from pas_bayes.sweep import expand_tasks, load_sweep_spec, run_sweep, write_summary
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-SCENARIOS = ("equal", "strong_one", "few_named", "null_driver", "ordinal")
+SCENARIOS = ("equal", "strong_one", "strong_one_400", "few_named", "null_driver", "ordinal")
 
 
 def _md(table: pd.DataFrame) -> str:
@@ -75,6 +75,7 @@ def scenario_row(name: str, folder: Path) -> dict[str, object]:
         "false_positive_rate": _pick(card, "borough_deviation", "all", "false_positive_rate"),
         "real_deviations": int((dev["truth"] != 0).sum()),
         "detected": _pick(card, "borough_deviation", "all", "detected"),
+        "auc_real_vs_null": _pick(card, "borough_deviation", "all", "auc_positive_vs_null"),
     }
 
 
@@ -90,6 +91,10 @@ def main() -> int:
         for name in args.only or sweeps:
             run_sweep(load_sweep_spec(HERE / f"sweep_{name}.toml"), HERE / "runs" / name, workers=args.workers)
 
+    for name in sweeps:  # the summaries again, from the finished fits, with this version's code
+        folder = HERE / "runs" / name
+        if (folder / "results").is_dir():
+            write_summary(folder, expand_tasks(load_sweep_spec(HERE / f"sweep_{name}.toml")))
     rows = []
     for s in SCENARIOS:
         folder = HERE / "runs" / f"recovery_{s}"

@@ -130,6 +130,21 @@ def _right_sign_claims(rows: pd.DataFrame) -> pd.Series:
     return ((rows["q05"] > 0) & (rows["truth"] > 0)) | ((rows["q95"] < 0) & (rows["truth"] < 0))
 
 
+def _ranking_auc(rows: pd.DataFrame) -> float:
+    """How well P(deviation > 0) ranks truly positive deviations above null ones (mean AUC over fits).
+
+    1: every truly higher borough ranks above every null one; 0.5: no better than chance.
+    NaN when no fit has both kinds.
+    """
+    aucs = []
+    for _, fit in rows.groupby("task"):
+        pos, null = fit.loc[fit["truth"] > 0, "p_positive"].to_numpy(), fit.loc[fit["truth"] == 0, "p_positive"]
+        if len(pos) and len(null):
+            null = null.to_numpy()
+            aucs.append(float(((pos[:, None] > null[None, :]) + 0.5 * (pos[:, None] == null[None, :])).mean()))
+    return float(np.mean(aucs)) if aucs else np.nan
+
+
 def recovery_scorecard(table: pd.DataFrame) -> pd.DataFrame:
     """Coverage, error, correlation and claims over the fits of one scenario.
 
@@ -147,7 +162,9 @@ def recovery_scorecard(table: pd.DataFrame) -> pd.DataFrame:
         mean over fits of the correlation of posterior means with the truth),
         ``null_deviations`` and ``false_positive_rate`` (deviations whose truth is 0
         that a claim calls different), ``real_deviations`` and ``detected``
-        (nonzero true deviations whose claim has the right sign).
+        (nonzero true deviations whose claim has the right sign), ``auc_positive_vs_null``
+        (how well P(deviation > 0) ranks truly higher boroughs above null ones: the mean
+        over fits of the AUC; 0.5 is chance).
     """
     if table.empty:
         return pd.DataFrame()
@@ -180,6 +197,7 @@ def recovery_scorecard(table: pd.DataFrame) -> pd.DataFrame:
                 row.update(null_deviations=len(null),
                            false_positive_rate=_claims(null).mean() if len(null) else np.nan,
                            real_deviations=len(real),
-                           detected=_right_sign_claims(real).mean() if len(real) else np.nan)
+                           detected=_right_sign_claims(real).mean() if len(real) else np.nan,
+                           auc_positive_vs_null=_ranking_auc(g))
             rows.append(row)
     return pd.DataFrame(rows)
