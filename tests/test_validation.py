@@ -108,7 +108,7 @@ def test_a_prior_survey_reads_back_as_drawn_and_changes_nothing_else(prior_folde
     spec = load_spec(SBC_SPEC)
     path = next(prior_folder.glob("pas_synthetic_*.csv"))
     survey = read_survey(path, spec)
-    draw = xr.open_zarr(prior_folder / "prior_draw.zarr", consolidated=False)
+    draw = xr.open_zarr(prior_folder / "prior_draw.zarr", consolidated=False, chunks=None)
     record = json.loads((prior_folder / "sbc_simulation.json").read_text())
     assert record["rows_modelled"] == len(survey.frame)
     assert survey.frame[spec.outcome].mean() == pytest.approx(record["positive_share"])
@@ -152,7 +152,7 @@ def _fake_posterior(prior: xr.Dataset, shift: float, n_draw: int = 200) -> xr.Da
 def test_ranks_are_at_the_ends_when_the_posterior_misses_the_truth(prior_folder):
     spec = load_spec(SBC_SPEC)
     survey = read_survey(next(prior_folder.glob("pas_synthetic_*.csv")), spec)
-    prior = xr.open_zarr(prior_folder / "prior_draw.zarr", consolidated=False).load()
+    prior = xr.open_zarr(prior_folder / "prior_draw.zarr", consolidated=False, chunks=None).load()
     idata = xr.DataTree.from_dict({
         "constant_data": xr.Dataset(),
         "observed_data": xr.Dataset({spec.outcome: ("obs", survey.frame[spec.outcome].to_numpy())})})

@@ -170,7 +170,7 @@ def run_task(task: SweepTask, out_dir: str, cores: int | None = None) -> dict[st
 
         from pas_bayes.calibration import sbc_ranks, write_ranks
 
-        prior_draw = xr.open_zarr(data_path.parent / "prior_draw.zarr", consolidated=False).load()
+        prior_draw = xr.open_zarr(data_path.parent / "prior_draw.zarr", consolidated=False, chunks=None).load()
         extra["sbc_ranks"] = str(write_ranks(run_dir, sbc_ranks(run.idata, prior_draw, spec)))
     elif task.simulation is not None:
         from pas_bayes.recovery import parameter_recovery
