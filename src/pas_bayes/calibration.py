@@ -32,6 +32,7 @@ draws the ECDF differences with their bands.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -220,8 +221,13 @@ def pit_values(ranks: np.ndarray, n_ranks: int, seed: int = 0) -> np.ndarray:
     return (np.asarray(ranks, dtype=float) + u) / n_ranks
 
 
+@lru_cache(maxsize=8)
 def ecdf_band(n_sims: int, prob: float = BAND_PROB, seed: int = 214) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Evaluation points and the simultaneous ``prob`` band of a uniform sample's ECDF (n_sims values)."""
+    """Evaluation points and the simultaneous ``prob`` band of a uniform sample's ECDF (n_sims values).
+
+    Cached: every quantity of a calibration run has the same number of simulations, and
+    the band (a Monte Carlo computation) depends on nothing else.
+    """
     from arviz_stats.ecdf_utils import ecdf_pit
 
     x, _, lower, upper = ecdf_pit(np.linspace(0, 1, n_sims), prob, 2000, rng=np.random.default_rng(seed))
