@@ -183,19 +183,24 @@ def sbc_ranks(idata: xr.DataTree, prior_draw: xr.Dataset, spec: ModelSpec, *,
     the same fit always gives the same ranks.
     """
     posterior = idata["posterior"].to_dataset()
-    post = flat_quantities(posterior, spec)
+    stacked = posterior.stack(sample=("chain", "draw"))
+    keep = _thin(stacked.sizes["sample"], n_ranks - 1)
+    # Only the ranked draws: the log-likelihood of every respondent is computed for 99
+    # draws, not for the thousands the fit has.
+    thinned = (stacked.isel(sample=keep).drop_vars(["sample", "chain", "draw"]).rename(sample="draw")
+               .expand_dims(chain=1).transpose("chain", "draw", ...))
+    post = flat_quantities(thinned, spec)
     truth = flat_quantities(prior_draw, spec)
-    n = next(iter(post.values())).size
-    keep = _thin(n, n_ranks - 1)
-    truth_tree = idata.copy()
+    thinned_tree, truth_tree = idata.copy(), idata.copy()
+    thinned_tree["posterior"] = xr.DataTree(thinned)
     truth_tree["posterior"] = xr.DataTree(prior_draw)
-    post["log_likelihood"] = _log_likelihood_total(idata)
+    post["log_likelihood"] = _log_likelihood_total(thinned_tree)
     truth["log_likelihood"] = _log_likelihood_total(truth_tree)
     observed = np.asarray(idata["observed_data"][spec.outcome].values)
     rng = np.random.default_rng(int(observed.sum()) * 7919 + observed.size)
     ranks = {}
-    for name, values in post.items():
-        kept, true = values[keep], float(truth[name][0])
+    for name, kept in post.items():
+        true = float(truth[name][0])
         ranks[name] = int((kept < true).sum() + rng.integers(0, (kept == true).sum() + 1))
     return ranks
 
