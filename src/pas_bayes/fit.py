@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import arviz as az
+import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor
@@ -45,7 +46,7 @@ import xarray as xr
 from pas_bayes.atomic import refuse_existing
 from pas_bayes.comparison import loo_tables
 from pas_bayes.errors import RunFolderError
-from pas_bayes.model import build_model
+from pas_bayes.model import build_model, restore_ward_effects, stored_variables
 from pas_bayes.spec import ModelSpec, spec_from_dict, table_digest
 from pas_bayes.survey import SurveyData
 
@@ -96,15 +97,22 @@ def run_provenance(spec: Any, idata: xr.DataTree, wall: float, command: list[str
 
 
 def sample_posterior(model: pm.Model, spec: Any, *, progressbar: bool = True,
-                     var_names: list[str] | None = None) -> xr.DataTree:
+                     var_names: list[str] | None = None, trace_store: Path | None = None) -> xr.DataTree:
     """Draw from the posterior with the spec's sampler settings.
 
-    nutpie (Rust NUTS over a numba-compiled log-density) is the default; PyMC's
-    own NUTS is the alternative (``sampler.name = "pymc"``). ``spec`` is any spec
-    with a ``sampler`` (:class:`~pas_bayes.spec.SamplerOptions`). The seed is always
-    explicit, so a run is repeatable on the same machine and versions.
+    nutpie (Rust NUTS over a numba-compiled log-density) is the default; PyMC's own
+    NUTS is the alternative (``sampler.name = "pymc"``). ``spec`` is any spec with a ``sampler``
+    (:class:`~pas_bayes.spec.SamplerOptions`). The seed is always explicit, so a run is
+    repeatable on the same machine and versions.
 
-    ``var_names`` limits the stored posterior to those variables (default: all).
+    Parameters
+    ----------
+    var_names
+        Limit the stored posterior to those variables (default: all).
+    trace_store
+        nutpie only: stream the draws into a zarr store at this (new) folder as they are
+        made, instead of holding them in memory; the returned tree then reads the
+        posterior from there lazily. This is what keeps a full-year fit under 1 GB.
 
     Returns
     -------
@@ -112,20 +120,62 @@ def sample_posterior(model: pm.Model, spec: Any, *, progressbar: bool = True,
         posterior, sample_stats, observed_data and constant_data groups.
     """
     s = spec.sampler
-    kwargs: dict[str, Any] = {}
-    if s.name == "pymc":
-        # numba/nutpie threads exist in this process: fork would risk deadlocks.
-        kwargs["mp_ctx"] = "forkserver"
     # numba's fast-math lets LLVM reorder floating-point sums, and the order it picks can
     # depend on where an array happens to sit in memory: the same seed then gave draws that
     # differed (by 1e-7 and growing) between a sweep's worker and a single fit. Exact IEEE
     # order costs about 8% of sampling time and makes a seed's draws the same everywhere.
     with model, pytensor.config.change_flags(numba__fastmath=False):
+        if s.name == "nutpie":
+            return _sample_nutpie(model, s, progressbar=progressbar, var_names=var_names,
+                                  trace_store=trace_store)
         return pm.sample(
             draws=s.draws, tune=s.tune, chains=s.chains, cores=s.cores, random_seed=s.seed,
             nuts_sampler=s.name, nuts={"target_accept": s.target_accept},
-            progressbar=progressbar, model=model, var_names=var_names, **kwargs,
+            # numba/nutpie threads exist in this process: fork would risk deadlocks.
+            progressbar=progressbar, model=model, var_names=var_names, mp_ctx="forkserver",
         )
+
+
+def _sample_nutpie(model: pm.Model, s: Any, *, progressbar: bool, var_names: list[str] | None,
+                   trace_store: Path | None) -> xr.DataTree:
+    """nutpie called directly (what ``pm.sample(nuts_sampler="nutpie")`` does, plus streaming)."""
+    import nutpie
+    from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_constants, find_observations
+    from pymc.util import get_random_generator
+
+    compile_clock = time.time()
+    compiled = nutpie.compile_pymc_model(model, var_names=var_names, backend="numba")
+    compile_time = time.time() - compile_clock
+    store = None
+    if trace_store is not None:
+        trace_store.mkdir(parents=True)
+        store = nutpie.zarr_store.LocalStore(str(trace_store))
+    # pm.sample turns the seed into per-chain seeds and gives nutpie the first: the same
+    # here, so a seed gives the draws it gave through pm.sample.
+    seed = int(get_random_generator(s.seed).spawn(s.chains)[0].integers(2**30))
+    clock = time.time()
+    idata = nutpie.sample(compiled, draws=s.draws, tune=max(s.tune, 1), chains=s.chains, cores=s.cores,
+                          seed=seed, save_warmup=False, progress_bar=progressbar,
+                          target_accept=s.target_accept, zarr_store=store)
+    sampling_time = time.time() - clock
+    if store is not None:
+        # The store also holds what nutpie's in-memory trace drops on conversion (every
+        # draw's gradient and unconstrained position, the warm-up): keep what that keeps,
+        # as an ordinary tree whose variables load from the store on first use.
+        stats = idata["sample_stats"].to_dataset()
+        stats = stats[[k for k, v in stats.data_vars.items() if v.dims == ("chain", "draw")]]
+        idata = xr.DataTree.from_dict({"posterior": idata["posterior"].to_dataset(), "sample_stats": stats})
+    coords, dims = coords_and_dims_for_inferencedata(model)
+    for group, values in (("constant_data", find_constants(model)), ("observed_data", find_observations(model))):
+        idata[group] = xr.DataTree(xr.Dataset(
+            {k: (dims.get(k, [f"{k}_dim_{i}" for i in range(np.ndim(v))]), np.asarray(v))
+             for k, v in values.items()},
+            coords={c: coords[c] for k in values for c in dims.get(k, []) if c in coords}))
+    idata["posterior"].attrs.update({"sampling_time": sampling_time, "compile_time": compile_time,
+                                     "tuning_steps": s.tune,
+                                     "inference_library": "nutpie",
+                                     "inference_library_version": nutpie.__version__})
+    return idata
 
 
 def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool = False,
@@ -163,7 +213,23 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
     started = datetime.now(UTC)
     clock = time.perf_counter()
     model = build_model(spec, survey.frame)
-    idata = sample_posterior(model, spec, progressbar=progressbar)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Draws stream to disk beside the run and are read back from there: memory stays flat
+    # however long the chains (the folder goes once the run folder is written).
+    trace_dir = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.trace-"))
+    try:
+        return _fit_and_write(spec, survey, model, out, trace_dir, force=force, progressbar=progressbar,
+                              command=command, loo=loo, started=started, clock=clock)
+    finally:
+        shutil.rmtree(trace_dir, ignore_errors=True)
+
+
+def _fit_and_write(spec: ModelSpec, survey: SurveyData, model: pm.Model, out: Path, trace_dir: Path, *,
+                   force: bool, progressbar: bool, command: list[str] | None, loo: bool, started: datetime,
+                   clock: float) -> Path:
+    store = trace_dir / "trace.zarr" if spec.sampler.name == "nutpie" else None
+    idata = sample_posterior(model, spec, progressbar=progressbar, var_names=stored_variables(model),
+                             trace_store=store)
     if "observed_data" not in idata.children or not idata["observed_data"].data_vars:
         # A weighted model observes through a Potential; record the answers all the same.
         observed = idata["constant_data"].to_dataset()["y_observed"].rename(spec.outcome)
@@ -174,7 +240,7 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
                                          "predictive density of the sample" if spec.weights != "none" else
                                          "not computed: fitted with --no-loo")
     if spec.weights == "none" and loo:
-        result = loo_tables(idata, survey.frame)
+        result = loo_tables(restore_ward_effects(idata.copy()), survey.frame)
         tables.update({"loo.csv": result.respondents, "loo_wards.csv": result.wards})
         loo_summary = result.summary
     wall = time.perf_counter() - clock
@@ -282,7 +348,7 @@ def load_run(path: str | Path) -> Run:
         raise RunFolderError(f"{path}: not a complete run folder, missing {missing}. What to do: "
                              "fit again (a run interrupted before its end leaves no folder)")
     table, provenance = load_run_meta(path)
-    idata = az.from_zarr(str(path / POSTERIOR))
+    idata = restore_ward_effects(az.from_zarr(str(path / POSTERIOR)))
     # The digest of the stored table, not of a re-parsed spec: a field added to ModelSpec
     # later (with a default) must not make older runs unreadable.
     digest = table_digest(table)

@@ -45,8 +45,10 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
+import xarray as xr
 
 from pas_bayes.geography import BOROUGH_NAMES
+from pas_bayes.likelihood import bernoulli_logit_logp
 from pas_bayes.spec import ModelSpec
 
 
@@ -88,6 +90,11 @@ def _year_key(year: str) -> tuple[int, str]:
     return (int(digits[0]) if digits else 0, year)
 
 
+def _bernoulli_logit(eta: pt.TensorVariable, size: Any) -> pt.TensorVariable:
+    # The generative side (prior and posterior predictive draws) of the same outcome.
+    return pm.Bernoulli.dist(logit_p=eta, size=size)
+
+
 def _std_normal_logp(z: pt.TensorVariable, axis: int) -> pt.TensorVariable:
     return (-0.5 * z**2 - 0.5 * np.log(2 * np.pi)).sum(axis=axis)
 
@@ -105,6 +112,9 @@ def _group_effects(level: str, dim: str, slope_dim: str | None, slope_names: lis
                    spec: ModelSpec, intercept_prior: str, slope_prior: str) -> GroupEffects:
     """Intercepts and slope deviations of one grouping level, non-centred, optionally LKJ-correlated."""
     sd0 = _prior(f"sd_{level}_intercept", spec.prior(intercept_prior))
+    if not slope_names and level in spec.centred:
+        a = pm.Normal(f"{level}_intercept", 0.0, sd0, dims=dim)
+        return GroupEffects(a, None, _std_normal_logp((a / sd0)[:, None], 1) - pt.log(sd0))
     if not slope_names:
         z0 = pm.Normal(f"z_{level}_intercept", 0.0, 1.0, dims=dim)
         a = pm.Deterministic(f"{level}_intercept", z0 * sd0, dims=dim)
@@ -122,6 +132,12 @@ def _group_effects(level: str, dim: str, slope_dim: str | None, slope_names: lis
         u = pm.Deterministic(f"{level}_slope_dev", effects[:, 1:], dims=(dim, slope_dim))
         log_det = pt.log(pt.diagonal(chol)).sum() + pt.log(scales).sum()
         return GroupEffects(a, u, _std_normal_logp(z, 1) - log_det)
+    if level in spec.centred:
+        a = pm.Normal(f"{level}_intercept", 0.0, sd0, dims=dim)
+        u = pm.Normal(f"{level}_slope_dev", 0.0, sd, dims=(dim, slope_dim))
+        log_prior = (_std_normal_logp((a / sd0)[:, None], 1) + _std_normal_logp(u / sd, 1)
+                     - pt.log(sd0) - pt.log(sd).sum())
+        return GroupEffects(a, u, log_prior)
     z0 = pm.Normal(f"z_{level}_intercept", 0.0, 1.0, dims=dim)
     z = pm.Normal(f"z_{level}_slope", 0.0, 1.0, dims=(dim, slope_dim))
     a = pm.Deterministic(f"{level}_intercept", z0 * sd0, dims=dim)
@@ -185,7 +201,7 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
                     .to_numpy())
     X = frame[list(spec.drivers)].to_numpy(dtype=float)
     ward_cols = [spec.drivers.index(d) for d in spec.ward_slopes]
-    coords_all = {**coords, "obs": np.arange(len(frame))}
+    coords_all = {**coords, "obs": np.arange(len(frame)), "term": ["intercept", *spec.drivers]}
     cumulative = spec.family == "cumulative"
     if cumulative:
         answers, positive_from = spec.codebook().answer_order(spec.outcome)
@@ -199,15 +215,20 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
         coords_all["ward_coef"] = coords_all["ward_coef_"] = ["intercept", *spec.ward_slopes]
 
     with pm.Model(coords=coords_all) as model:
-        x_raw = pm.Data("X", X, dims=("obs", "driver"))
+        # The raw design and its centring are kept for every summary (predictions, scenarios);
+        # the likelihood reads the centred design with a leading column of ones, built once here
+        # rather than re-centred at every gradient evaluation.
+        pm.Data("X", X, dims=("obs", "driver"))
+        centre = X.mean(axis=0)
+        pm.Data("X_centre", centre, dims="driver")
         # Drivers enter centred at their sample means (binary ones included): a ward's
         # intercept and its yes/no slopes then barely trade off, which the group SDs need
         # to mix well. Slopes keep their meaning; intercepts are at the average resident.
-        centre = pm.Data("X_centre", X.mean(axis=0), dims="driver")
-        x = x_raw - centre
-        b_idx = pm.Data("borough_idx", borough_idx, dims="obs")
+        x = pm.Data("X_centred", X - centre, dims=("obs", "driver"))
+        design = pm.Data("design", np.column_stack([np.ones(len(frame)), X - centre]), dims=("obs", "term"))
+        pm.Data("borough_idx", borough_idx, dims="obs")
         w_idx = pm.Data("ward_idx", ward_idx, dims="obs")
-        pm.Data("ward_borough_idx", ward_borough, dims="ward")
+        wb_idx = pm.Data("ward_borough_idx", ward_borough, dims="ward")
 
         beta = _prior("beta", spec.prior("driver_effect"), dims="driver")
         borough = _group_effects("borough", "borough", "driver", list(spec.drivers), spec,
@@ -215,17 +236,24 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
         pm.Deterministic("borough_slope", beta + borough.slopes, dims=("borough", "driver"))
         ward = _group_effects("ward", "ward", "ward_driver", list(spec.ward_slopes), spec,
                               "ward_intercept_sd", "ward_slope_sd")
-
-        eta = borough.intercept[b_idx] + ward.intercept[w_idx] + (x * (beta + borough.slopes[b_idx])).sum(axis=1)
+        # Every respondent's intercept and slopes are those of their ward, so they are added up
+        # once per ward (680 rows) and gathered once per respondent: one gather and one scatter
+        # in the gradient instead of one per level (measured in benchmarks/where_time_goes.py).
+        ward_slopes = beta + borough.slopes[wb_idx]
         if ward_cols:
-            eta = eta + (x[:, ward_cols] * ward.slopes[w_idx]).sum(axis=1)
+            ward_slopes = pt.set_subtensor(ward_slopes[:, ward_cols], ward_slopes[:, ward_cols] + ward.slopes)
+        ward_coef = pt.concatenate([(borough.intercept[wb_idx] + ward.intercept)[:, None], ward_slopes], axis=1)
+        eta = (design * ward_coef[w_idx]).sum(axis=1)
+        # Intercepts of small crossed groupings (year, each demographic), gathered together
+        # below through the cell (combination of levels) each respondent is in.
+        cell_terms: list[tuple[pt.TensorVariable, np.ndarray]] = []
 
         if "year" in coords:
-            t_idx = pm.Data("year_idx", frame["financial_year"].map(
-                {t: i for i, t in enumerate(coords["year"])}).to_numpy(), dims="obs")
+            year_idx = frame["financial_year"].map({t: i for i, t in enumerate(coords["year"])}).to_numpy()
+            t_idx = pm.Data("year_idx", year_idx, dims="obs")
             sd_t = _prior("sd_year", spec.prior("year_sd"))
             z_t = pm.ZeroSumNormal("z_year", sigma=1.0, dims="year")
-            eta = eta + pm.Deterministic("year_intercept", z_t * sd_t, dims="year")[t_idx]
+            cell_terms.append((pm.Deterministic("year_intercept", z_t * sd_t, dims="year"), year_idx))
             if spec.year_slopes:
                 cols = [spec.drivers.index(d) for d in spec.year_slopes]
                 sd_ts = _prior("sd_year_slope", spec.prior("year_slope_sd"), dims="year_driver")
@@ -241,7 +269,7 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
             # Zero-sum: with only 2-6 levels, free intercepts would trade off against the
             # London intercept (one more unidentified location, low ESS for both).
             z_g = pm.ZeroSumNormal(f"z_{g}", sigma=1.0, dims=g)
-            eta = eta + pm.Deterministic(f"effect_{g}", z_g * sd_g, dims=g)[idx]
+            cell_terms.append((pm.Deterministic(f"effect_{g}", z_g * sd_g, dims=g), level_idx))
             if g in spec.demographic_slopes:
                 # Zero-sum over levels too: beta stays the effect for the average level.
                 cols = [spec.drivers.index(d) for d in spec.demographic_slopes[g]]
@@ -249,6 +277,14 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
                 z_gs = pm.ZeroSumNormal(f"z_{g}_slope", sigma=1.0, dims=(f"{g}_driver", g))
                 dev = pm.Deterministic(f"slope_dev_{g}", (z_gs * sd_gs[:, None]).T, dims=(g, f"{g}_driver"))
                 eta = eta + (x[:, cols] * dev[idx]).sum(axis=1)
+
+        if cell_terms:
+            # A full year has ~80 cells of ethnicity x age x sex: one gather (and one scatter in
+            # the gradient) over respondents instead of one per grouping.
+            levels, cell_idx = np.unique(np.column_stack([idx for _, idx in cell_terms]), axis=0,
+                                         return_inverse=True)
+            cell_effect = sum(effect[levels[:, j]] for j, (effect, _) in enumerate(cell_terms))
+            eta = eta + cell_effect[pm.Data("cell_idx", cell_idx.ravel(), dims="obs")]
 
         if cumulative:
             n_cut = len(coords_all["cut"])
@@ -261,18 +297,63 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
             dist = pm.OrderedLogistic.dist(eta=eta, cutpoints=cutpoints)
         else:
             alpha = _prior("intercept", spec.prior("intercept"))
-            dist = pm.Bernoulli.dist(logit_p=alpha + eta)
+            eta = alpha + eta
 
         if spec.weights == "none":
-            model.register_rv(dist, spec.outcome, observed=y, dims=("obs",))
+            if cumulative:
+                model.register_rv(dist, spec.outcome, observed=y, dims=("obs",))
+            else:
+                pm.CustomDist(spec.outcome, eta, dist=_bernoulli_logit, logp=bernoulli_logit_logp,
+                              observed=y, dims="obs")
         else:
             parts = design_weights(frame, spec.weights, borough_idx, ward_idx)
             pm.Data("y_observed", y, dims="obs")
             w = pm.Data("weight_respondent", parts["respondent"], dims="obs")
-            pm.Potential("weighted_loglik", (w * pm.logp(dist, y)).sum())
+            loglik = pm.logp(dist, y) if cumulative else bernoulli_logit_logp(pt.as_tensor(y), eta)
+            pm.Potential("weighted_loglik", (w * loglik).sum())
             for level, effects in (("borough", borough), ("ward", ward)):
                 if level in parts:
                     wg = pm.Data(f"weight_{level}", parts[level], dims=level)
                     # The group's prior density counts w_g times instead of once.
                     pm.Potential(f"weighted_prior_{level}", ((wg - 1.0) * effects.log_prior).sum())
     return model
+
+
+#: Per-draw ward effects that are ``z * sd`` of stored draws: 680 x 8 numbers a draw at a full
+#: year, half of everything stored. They are left out of the trace and recomputed on reading
+#: (:func:`restore_ward_effects`), which keeps a fit's peak memory down.
+RECOMPUTED = {"ward_intercept": ("z_ward_intercept", "sd_ward_intercept"),
+              "ward_slope_dev": ("z_ward_slope", "sd_ward_slope")}
+
+
+def stored_variables(model: pm.Model) -> list[str]:
+    """Names of the variables a fit stores: every free variable and deterministic but those
+    in :data:`RECOMPUTED` (when the model has them in their ``z * sd`` form)."""
+    names = [v.name for v in model.free_RVs] + [v.name for v in model.deterministics]
+    skip = {name for name, parts in RECOMPUTED.items() if all(p in model.named_vars for p in parts)}
+    return [n for n in names if n not in skip]
+
+
+def restore_ward_effects(idata: xr.DataTree) -> xr.DataTree:
+    """Add the ward effects left out of the trace (:data:`RECOMPUTED`) back to the posterior.
+
+    Exactly the deterministics the model defines (``z * sd``, broadcast by dimension name);
+    a posterior that already holds them is returned unchanged.
+    """
+    post = idata["posterior"].to_dataset()
+    restored = with_ward_effects(post)
+    if restored is not post:
+        idata["posterior"] = xr.DataTree(restored)
+    return idata
+
+
+def with_ward_effects(ds: xr.Dataset) -> xr.Dataset:
+    """:func:`restore_ward_effects` for one posterior Dataset (lazy when ``ds`` is dask-backed)."""
+    missing = {name: parts for name, parts in RECOMPUTED.items()
+               if name not in ds.data_vars and all(p in ds.data_vars for p in parts)}
+    if not missing:
+        return ds
+    ds = ds.copy()
+    for name, (z, sd) in missing.items():
+        ds[name] = (ds[z] * ds[sd]).transpose(*ds[z].dims)
+    return ds

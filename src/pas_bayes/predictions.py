@@ -13,7 +13,7 @@ processed a block of draws at a time.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -87,6 +87,14 @@ class Posterior:
             eta += effect[draws][:, self._levels(g, demographic_override)]
         return eta
 
+    def respondents(self, rows: slice) -> Posterior:
+        """The same posterior for a slice of the respondents (draw arrays are shared, not copied)."""
+        return replace(
+            self, X=self.X[rows], y=self.y[rows], borough_idx=self.borough_idx[rows],
+            ward_idx=self.ward_idx[rows],
+            demographic_idx={g: idx[rows] for g, idx in self.demographic_idx.items()},
+            year_idx=None if self.year_idx is None else self.year_idx[rows])
+
     def blocks(self) -> Iterator[slice]:
         """Slices of draws, ``DRAW_BLOCK`` at a time."""
         for start in range(0, self.n_draws, DRAW_BLOCK):
@@ -100,7 +108,9 @@ def draws(idata: xr.DataTree, var: str) -> np.ndarray:
 
 
 def _flat(idata: xr.DataTree, var: str, keep: np.ndarray) -> np.ndarray:
-    return draws(idata, var)[keep]
+    values = draws(idata, var)
+    # Every draw kept: the array itself, not a fancy-indexed copy (228 MB of ward slopes a year).
+    return values if keep.size == values.shape[0] and (keep == np.arange(keep.size)).all() else values[keep]
 
 
 def select_draws(n_chains: int, n_draws: int, max_draws: int) -> np.ndarray:

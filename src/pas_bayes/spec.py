@@ -153,6 +153,11 @@ class ModelSpec:
     correlated
         Levels (``"borough"``, ``"ward"``) whose intercept and slopes are
         LKJ-correlated instead of independent.
+    centred
+        Levels (``"borough"``, ``"ward"``) whose effects are sampled centred
+        (``a_b ~ Normal(0, sd)``) rather than non-centred (``z * sd``). Centred
+        suits groups the data inform well (a borough has ~400 respondents a
+        year); non-centred suits weakly informed ones (a ward has ~20).
     demographic_slopes
         ``{group: [drivers]}``: those drivers' effects vary by the levels of the
         demographic ``group`` (which must be one of ``demographics``).
@@ -175,6 +180,7 @@ class ModelSpec:
     demographics: tuple[str, ...] = ("ethnicity", "age", "sex")
     family: str = "bernoulli"
     correlated: tuple[str, ...] = ()
+    centred: tuple[str, ...] = ()
     demographic_slopes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     year_slopes: tuple[str, ...] = ()
     weights: str = "none"
@@ -211,6 +217,14 @@ class ModelSpec:
             if level not in CORRELATED_LEVELS:
                 raise SpecError(f"spec {self.name!r}: correlated names {level!r}; use any of "
                                 f"{CORRELATED_LEVELS}")
+        for level in self.centred:
+            if level not in CORRELATED_LEVELS:
+                raise SpecError(f"spec {self.name!r}: centred names {level!r}; use any of "
+                                f"{CORRELATED_LEVELS}")
+            if level in self.correlated:
+                raise SpecError(f"spec {self.name!r}: {level!r} is both centred and correlated; "
+                                "correlated effects are always non-centred (z @ L.T * sd): drop it "
+                                "from one of the two")
         if "ward" in self.correlated and not self.ward_slopes:
             raise SpecError(f"spec {self.name!r}: correlated ward effects need ward_slopes "
                             "(an intercept alone has nothing to correlate with)")
@@ -284,7 +298,7 @@ def table_digest(table: Mapping[str, Any]) -> str:
 
 
 #: Model options beyond the core (see :class:`ModelSpec`).
-MODEL_OPTIONS = ("family", "correlated", "demographic_slopes", "year_slopes", "weights")
+MODEL_OPTIONS = ("family", "correlated", "centred", "demographic_slopes", "year_slopes", "weights")
 
 
 def spec_from_dict(table: Mapping[str, Any], *, source: str | None = None) -> ModelSpec:

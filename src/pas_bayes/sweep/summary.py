@@ -28,6 +28,7 @@ import pandas as pd
 import xarray as xr
 
 from pas_bayes.atomic import atomic_write_text
+from pas_bayes.model import with_ward_effects
 from pas_bayes.sweep.spec import SweepTask
 
 RUN_COLUMNS = ("task", "spec", "outcome", "data", "seed_index", "seed", "status", "diagnostics", "failing_checks",
@@ -217,7 +218,8 @@ def open_sweep(out: str | Path, *, group: str = "posterior", var_names: list[str
         if not (out / "results" / f"{task['task_id']}.json").is_file():
             continue
         store = out / "runs" / task["task_id"] / "posterior.zarr"
-        datasets.append(xr.open_zarr(store, group=group, chunks={}, consolidated=False))
+        ds = xr.open_zarr(store, group=group, chunks={}, consolidated=False)
+        datasets.append(with_ward_effects(ds) if group == "posterior" else ds)
         tasks.append(task)
     if not datasets:
         raise FileNotFoundError(f"{out}: no finished runs yet. What to do: run `pas-bayes sweep` into it first")

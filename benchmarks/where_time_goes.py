@@ -1,0 +1,96 @@
+"""Where sampling time goes: the cost of one gradient evaluation, model by model.
+
+Sampling time = draws x (leapfrog steps per draw) x (cost of one log-density gradient).
+Steps per draw come from the sampler (``steps_per_draw`` in ``speed_vs_peers``); this
+script measures the other factor on the full-year benchmark survey, in one run, for
+the plain baseline model and for pas_bayes's model with each of its changes undone in
+turn, and writes ``benchmarks/results/where_time_goes.csv`` and ``.md``: microseconds
+per evaluation (median of repeated timings of nutpie's compiled log-density and
+gradient, fast-math off as in every fit) and the ratio to the plain model.
+
+    .venv/bin/python benchmarks/where_time_goes.py [--per-borough 400] [--repeats 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pandas as pd
+import pytensor
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def gradient_cost(model, repeats: int) -> tuple[float, int]:
+    """Median microseconds per log-density + gradient evaluation, and the number of parameters."""
+    import nutpie
+
+    with pytensor.config.change_flags(numba__fastmath=False):
+        compiled = nutpie.compile_pymc_model(model)
+    point = np.random.default_rng(0).normal(0, 0.3, compiled.n_dim)
+    f = compiled.logp_func
+    for _ in range(50):
+        f(point)
+    times = []
+    for _ in range(5):
+        clock = time.perf_counter()
+        for _ in range(repeats // 5):
+            f(point)
+        times.append((time.perf_counter() - clock) / (repeats // 5) * 1e6)
+    return float(np.median(times)), compiled.n_dim
+
+
+def main() -> None:
+    from plain_model import plain_model
+
+    import pas_bayes.model as model_module
+    from pas_bayes.simulate import SimulationSettings, simulate_survey, write_simulation
+    from pas_bayes.spec import load_spec
+    from pas_bayes.survey import read_survey
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-borough", type=int, default=400)
+    parser.add_argument("--repeats", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=8080)
+    args = parser.parse_args()
+    spec = load_spec(ROOT / "benchmarks" / "specs" / "full_year.toml")
+    settings = SimulationSettings(seed=args.seed, per_borough=args.per_borough)
+    with tempfile.TemporaryDirectory() as tmp:
+        frame = read_survey(write_simulation(simulate_survey(settings), tmp, settings), spec).frame
+
+    def pymc_bernoulli_logp(value, eta):
+        import pymc as pm
+
+        return pm.logp(pm.Bernoulli.dist(logit_p=eta), value)
+
+    rows = []
+    us, n = gradient_cost(plain_model(frame), args.repeats)
+    rows.append({"model": "plain PyMC model (baseline)", "us_per_gradient": us, "parameters": n})
+    us, n = gradient_cost(model_module.build_model(spec, frame), args.repeats)
+    rows.append({"model": "pas_bayes", "us_per_gradient": us, "parameters": n})
+    with mock.patch.object(model_module, "bernoulli_logit_logp", pymc_bernoulli_logp):
+        us, n = gradient_cost(model_module.build_model(spec, frame), args.repeats)
+    rows.append({"model": "pas_bayes with PyMC's Bernoulli instead of the fused likelihood",
+                 "us_per_gradient": us, "parameters": n})
+    table = pd.DataFrame(rows)
+    table["ratio_to_plain"] = (table["us_per_gradient"] / table["us_per_gradient"].iloc[0]).round(2)
+    table["us_per_gradient"] = table["us_per_gradient"].round(1)
+    out = ROOT / "benchmarks" / "results"
+    table.to_csv(out / "where_time_goes.csv", index=False)
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    (out / "where_time_goes.md").write_text(
+        f"# Cost of one gradient evaluation, {len(frame):,} respondents "
+        f"(`python benchmarks/where_time_goes.py --per-borough {args.per_borough}`)\n\n" + "\n".join(lines) + "\n")
+    print(table.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
