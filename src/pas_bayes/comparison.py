@@ -146,7 +146,8 @@ def loo_tables(idata: xr.DataTree, frame: pd.DataFrame, *, chunk: int = LOO_CHUN
     elpd_w, k_w, ward_totals = _psis(ward_da, posterior)
     # The totals ArviZ would report for all respondents at once (a test checks they agree).
     elpd = float(elpd_i.sum())
-    totals = {"elpd_loo": elpd, "se": float(np.sqrt(n * np.var(elpd_i))), "p_loo": float(lppd_i.sum() - elpd),
+    totals = {"elpd_loo": elpd, "se": float(np.sqrt(n * np.var(elpd_i, ddof=1))),
+              "p_loo": float(lppd_i.sum() - elpd),
               "good_k": ward_totals["good_k"], "n_draws": ward_totals["n_draws"]}
 
     respondents = pd.DataFrame({"row": frame["row"].to_numpy(), "ward": frame["ward"].to_numpy(),

@@ -51,7 +51,7 @@ class BernoulliLogit(Op):
         outputs[0][0] = np.asarray(lp, dtype=dtype)
         outputs[1][0] = np.asarray(y - s, dtype=dtype)
 
-    def infer_shape(self, fgraph: Any, node: Apply, shapes: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    def infer_shape(self, node: Apply, shapes: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         return [shapes[1], shapes[1]]
 
     def pullback(self, inputs: list[Any], outputs: list[Any], cotangents: list[Any]) -> list[Any]:
