@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from results_table import markdown_table
 
 from pas_bayes.diagnostics import parameter_diagnostics
 from pas_bayes.fit import sample_posterior
@@ -26,11 +27,6 @@ from pas_bayes.survey import read_survey
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def _markdown(table: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -70,7 +66,7 @@ def main() -> None:
     table.to_csv(out / "sampler_speed.csv", index=False)
     (out / "sampler_speed.md").write_text(
         f"# Sampler speed (`python benchmarks/sampler_speed.py --per-borough {args.per_borough} "
-        f"--draws {args.draws} --tune {args.tune}`)\n\n" + _markdown(table) + "\n")
+        f"--draws {args.draws} --tune {args.tune}`)\n\n" + markdown_table(table) + "\n")
     print(table.to_string(index=False))
 
 

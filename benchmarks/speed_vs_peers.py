@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from results_table import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "benchmarks" / "specs" / "full_year.toml"
@@ -164,11 +164,6 @@ def measure(job: str, data: Path, seed: int, draws: int, tune: int) -> dict[str,
     return {**result, "peak_memory_mb": round(usage.ru_maxrss / 1024)}
 
 
-def _markdown(table: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines)
-
 
 def finish_table(rows: list[dict]) -> pd.DataFrame:
     """The results table: rates and each job's ratio to ``nutpie_plain`` at the same size."""
@@ -217,9 +212,8 @@ def main() -> None:
                 table = finish_table(rows)
                 table.to_csv(out.with_suffix(".csv"), index=False)
                 out.with_suffix(".md").write_text(f"# Benchmark model, side by side (`{command}`)\n\n"
-                                                  + _markdown(table) + "\n")
+                                                  + markdown_table(table) + "\n")
                 print(table.iloc[-1].to_string(), flush=True)
-    shutil.rmtree(Path(tmp), ignore_errors=True)
 
 
 if __name__ == "__main__":

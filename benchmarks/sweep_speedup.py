@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from results_table import markdown_table
 
 from pas_bayes.fit import load_run
 from pas_bayes.simulate import SimulationSettings, simulate_survey, write_simulation
@@ -25,11 +26,6 @@ from pas_bayes.sweep import expand_tasks, load_sweep_spec, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def _markdown(table: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -88,8 +84,8 @@ probability_scale = false
             f"{args.chains} chains x ({args.tune} + {args.draws}), os.cpu_count() = {os.cpu_count()}.\n\n"
             "Command: `.venv/bin/python benchmarks/sweep_speedup.py "
             f"--fits {args.fits} --per-borough {args.per_borough} --workers {' '.join(map(str, args.workers))}`\n\n")
-    (results / "sweep_speedup.md").write_text(note + _markdown(table) + "\n")
-    print(_markdown(table))
+    (results / "sweep_speedup.md").write_text(note + markdown_table(table) + "\n")
+    print(markdown_table(table))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ def gradient_cost(model, repeats: int) -> tuple[float, int]:
 
 def main() -> None:
     from plain_model import plain_model
+    from results_table import markdown_table
 
     import pas_bayes.model as model_module
     from pas_bayes.simulate import SimulationSettings, simulate_survey, write_simulation
@@ -84,11 +85,9 @@ def main() -> None:
     table["us_per_gradient"] = table["us_per_gradient"].round(1)
     out = ROOT / "benchmarks" / "results"
     table.to_csv(out / "where_time_goes.csv", index=False)
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
     (out / "where_time_goes.md").write_text(
         f"# Cost of one gradient evaluation, {len(frame):,} respondents "
-        f"(`python benchmarks/where_time_goes.py --per-borough {args.per_borough}`)\n\n" + "\n".join(lines) + "\n")
+        f"(`python benchmarks/where_time_goes.py --per-borough {args.per_borough}`)\n\n" + markdown_table(table) + "\n")
     print(table.to_string(index=False))
 
 

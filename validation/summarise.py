@@ -28,6 +28,9 @@ import pandas as pd
 from pas_bayes.sweep import expand_tasks, load_sweep_spec, run_sweep, write_summary
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "benchmarks"))
+from results_table import markdown_table  # noqa: E402
+
 RESULTS = HERE / "results"
 SCENARIOS = ("equal", "strong_one", "strong_one_400", "few_named", "null_driver", "ordinal")
 
@@ -38,9 +41,7 @@ def _md(table: pd.DataFrame) -> str:
             return "-" if np.isnan(v) else f"{v:.3g}"
         return str(v)
 
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
+    return markdown_table(table, fmt) + "\n"
 
 
 def _pick(card: pd.DataFrame, kind: str, driver: str, column: str) -> float:

@@ -30,6 +30,7 @@ import argparse
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -47,6 +48,9 @@ from pas_bayes.spec import load_spec
 from pas_bayes.survey import read_survey
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from results_table import markdown_table  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
 DEBIAN_PACKAGES = ["r-base-core", "r-cran-brms", "r-cran-rstan", "r-cran-lme4", "libboost-dev"]
 NOT_JUDGED = {"intercept", "sd_ethnicity", "sd_age", "sd_sex"}
@@ -99,11 +103,9 @@ def _moments(draws: dict[str, xr.DataArray]) -> pd.DataFrame:
                          "mcse_mean": [float(m_mean[k]) for k in draws], "mcse_sd": [float(m_sd[k]) for k in draws]})
 
 
-def _markdown(table: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |"
-              for row in table.itertuples(index=False)]
-    return "\n".join(lines)
+
+def _fmt(v: object) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def main() -> None:
@@ -193,7 +195,7 @@ def main() -> None:
         f"convergence messages: {glmer['note'].dropna().iloc[0] if glmer['note'].notna().any() else 'none'}",
         "",
     ]
-    (args.out / "brms_agreement.md").write_text("\n".join(header) + _markdown(shown) + "\n")
+    (args.out / "brms_agreement.md").write_text("\n".join(header) + markdown_table(shown, _fmt) + "\n")
     print("\n".join(header))
     print(shown.to_string(index=False))
 

@@ -34,9 +34,7 @@ model <- update(code_model, recompile = FALSE, chains = chains, cores = min(chai
 t2 <- Sys.time()
 mon <- rstan::monitor(model$fit, print = FALSE, warmup = 0)
 mon <- mon[!(rownames(mon) %in% c("lp__")), ]
-times <- rstan::get_elapsed_time(model$fit)
 res <- list(compile_s = as.numeric(difftime(t1, t0, units = "secs")),
-            sampling_s = max(rowSums(times)) * ceiling(chains / min(chains, parallel::detectCores())),
             sampling_wall_s = as.numeric(difftime(t2, t1, units = "secs")),
             min_ess_bulk = min(mon$Bulk_ESS, na.rm = TRUE), min_ess_tail = min(mon$Tail_ESS, na.rm = TRUE),
             max_r_hat = max(mon$Rhat, na.rm = TRUE), divergences = rstan::get_num_divergent(model$fit),

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import arviz as az
-import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor
@@ -140,7 +139,12 @@ def _sample_nutpie(model: pm.Model, s: Any, *, progressbar: bool, var_names: lis
                    trace_store: Path | None) -> xr.DataTree:
     """nutpie called directly (what ``pm.sample(nuts_sampler="nutpie")`` does, plus streaming)."""
     import nutpie
-    from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_constants, find_observations
+    from pymc.backends.arviz import (
+        coords_and_dims_for_inferencedata,
+        dict_to_dataset,
+        find_constants,
+        find_observations,
+    )
     from pymc.util import get_random_generator
 
     compile_clock = time.time()
@@ -167,10 +171,8 @@ def _sample_nutpie(model: pm.Model, s: Any, *, progressbar: bool, var_names: lis
         idata = xr.DataTree.from_dict({"posterior": idata["posterior"].to_dataset(), "sample_stats": stats})
     coords, dims = coords_and_dims_for_inferencedata(model)
     for group, values in (("constant_data", find_constants(model)), ("observed_data", find_observations(model))):
-        idata[group] = xr.DataTree(xr.Dataset(
-            {k: (dims.get(k, [f"{k}_dim_{i}" for i in range(np.ndim(v))]), np.asarray(v))
-             for k, v in values.items()},
-            coords={c: coords[c] for k in values for c in dims.get(k, []) if c in coords}))
+        idata[group] = xr.DataTree(dict_to_dataset(values, inference_library=pm, coords=coords, dims=dims,
+                                                   sample_dims=[]))
     idata["posterior"].attrs.update({"sampling_time": sampling_time, "compile_time": compile_time,
                                      "tuning_steps": s.tune,
                                      "inference_library": "nutpie",
@@ -215,21 +217,17 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
     model = build_model(spec, survey.frame)
     out.parent.mkdir(parents=True, exist_ok=True)
     # Draws stream to disk beside the run and are read back from there: memory stays flat
-    # however long the chains (the folder goes once the run folder is written).
-    trace_dir = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.trace-"))
-    try:
-        return _fit_and_write(spec, survey, model, out, trace_dir, force=force, progressbar=progressbar,
-                              command=command, loo=loo, started=started, clock=clock)
-    finally:
-        shutil.rmtree(trace_dir, ignore_errors=True)
+    # however long the chains. The folder goes once the run folder is written.
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.trace-") as trace_dir:
+        store = Path(trace_dir) / "trace.zarr" if spec.sampler.name == "nutpie" else None
+        idata = sample_posterior(model, spec, progressbar=progressbar, var_names=stored_variables(model),
+                                 trace_store=store)
+        return _write_fit(spec, survey, idata, out, force=force, command=command, loo=loo, started=started,
+                          clock=clock)
 
 
-def _fit_and_write(spec: ModelSpec, survey: SurveyData, model: pm.Model, out: Path, trace_dir: Path, *,
-                   force: bool, progressbar: bool, command: list[str] | None, loo: bool, started: datetime,
-                   clock: float) -> Path:
-    store = trace_dir / "trace.zarr" if spec.sampler.name == "nutpie" else None
-    idata = sample_posterior(model, spec, progressbar=progressbar, var_names=stored_variables(model),
-                             trace_store=store)
+def _write_fit(spec: ModelSpec, survey: SurveyData, idata: xr.DataTree, out: Path, *, force: bool,
+               command: list[str] | None, loo: bool, started: datetime, clock: float) -> Path:
     if "observed_data" not in idata.children or not idata["observed_data"].data_vars:
         # A weighted model observes through a Potential; record the answers all the same.
         observed = idata["constant_data"].to_dataset()["y_observed"].rename(spec.outcome)

@@ -28,8 +28,9 @@ The model (respondent i in ward w within borough b, year t, drivers x):
   deviations of driver d's effect by level of demographic g (``demographic_slopes``).
 
 Every group effect is non-centred (``z * sd``, or ``z @ L.T * sd`` when
-correlated) because with ~20 respondents a ward the likelihood is weak and the
-centred form gives funnels. Survey weights (``weights``) multiply each
+correlated) unless the spec lists its level under ``centred``: with ~20
+respondents a ward the likelihood is weak and the centred form gives funnels
+(centring the boroughs was measured worse too: ``benchmarks/README.md``). Survey weights (``weights``) multiply each
 respondent's log-likelihood (pseudo-likelihood); the Savitsky-Williams option
 also weights each borough's and ward's prior density by its group weight.
 Every variable carries dims. The frame is never read from a file here.
@@ -224,7 +225,6 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
         # Drivers enter centred at their sample means (binary ones included): a ward's
         # intercept and its yes/no slopes then barely trade off, which the group SDs need
         # to mix well. Slopes keep their meaning; intercepts are at the average resident.
-        x = pm.Data("X_centred", X - centre, dims=("obs", "driver"))
         design = pm.Data("design", np.column_stack([np.ones(len(frame)), X - centre]), dims=("obs", "term"))
         pm.Data("borough_idx", borough_idx, dims="obs")
         w_idx = pm.Data("ward_idx", ward_idx, dims="obs")
@@ -260,7 +260,7 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
                 z_ts = pm.ZeroSumNormal("z_year_slope", sigma=1.0, dims=("year_driver", "year"))
                 dev = pm.Deterministic("year_slope_dev", (z_ts * sd_ts[:, None]).T,
                                        dims=("year", "year_driver"))
-                eta = eta + (x[:, cols] * dev[t_idx]).sum(axis=1)
+                eta = eta + (design[:, [1 + c for c in cols]] * dev[t_idx]).sum(axis=1)
 
         for g in spec.demographics:
             level_idx = frame[g].map({v: i for i, v in enumerate(coords[g])}).to_numpy()
@@ -276,7 +276,7 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
                 sd_gs = _prior(f"sd_{g}_slope", spec.prior("demographic_slope_sd"), dims=f"{g}_driver")
                 z_gs = pm.ZeroSumNormal(f"z_{g}_slope", sigma=1.0, dims=(f"{g}_driver", g))
                 dev = pm.Deterministic(f"slope_dev_{g}", (z_gs * sd_gs[:, None]).T, dims=(g, f"{g}_driver"))
-                eta = eta + (x[:, cols] * dev[idx]).sum(axis=1)
+                eta = eta + (design[:, [1 + c for c in cols]] * dev[idx]).sum(axis=1)
 
         if cell_terms:
             # A full year has ~80 cells of ethnicity x age x sex: one gather (and one scatter in
