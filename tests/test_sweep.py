@@ -224,3 +224,12 @@ def test_a_sweep_survives_a_killed_worker_and_a_failing_task_and_resumes(cluster
     a = load_run(single).idata.posterior["beta"].values
     b = load_run(out / "runs" / tasks[0].task_id).idata.posterior["beta"].values
     np.testing.assert_array_equal(a, b)
+
+
+def test_importing_the_sweep_package_leaves_pytensor_unimported():
+    """A worker unpickles sweep tasks before its compile directory is set: PyTensor must wait."""
+    import subprocess
+    import sys
+
+    code = "import sys, pas_bayes.sweep; sys.exit(1 if 'pytensor' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -28,7 +28,6 @@ import pandas as pd
 import xarray as xr
 
 from pas_bayes.atomic import atomic_write_text
-from pas_bayes.model import with_ward_effects
 from pas_bayes.sweep.spec import SweepTask
 
 RUN_COLUMNS = ("task", "spec", "outcome", "data", "seed_index", "seed", "status", "diagnostics", "failing_checks",
@@ -211,6 +210,10 @@ def open_sweep(out: str | Path, *, group: str = "posterior", var_names: list[str
         ``spec``, ``data``, ``seed`` coordinates along it. Runs of different
         lengths are padded with NaN along ``draw``.
     """
+    # Imported here: pas_bayes.model imports PyTensor, which a Dask worker must not import
+    # before its own compile directory is set (pas_bayes.sweep.task.use_own_compiledir).
+    from pas_bayes.model import with_ward_effects
+
     out = Path(out)
     manifest = json.loads((out / "sweep.json").read_text())
     datasets, tasks = [], []
