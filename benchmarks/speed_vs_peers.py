@@ -6,6 +6,9 @@ kernel's accounting of that process when it ends) on the same synthetic survey:
 * ``pas_bayes``: ``fit_run`` with ``benchmarks/specs/full_year.toml`` at its own
   settings (what ``pas-bayes fit`` does: sampling, PSIS-LOO, the run folder), then the
   diagnostics every run gets;
+* ``pas_bayes_advi``: the approximate preview (``--sampler advi``), with its error
+  against the ``pas_bayes`` job's NUTS posterior of the same run (London effects, group
+  SDs and borough slopes: largest mean error in posterior SDs, median SD ratio);
 * ``nutpie_plain``: the same model written plainly (``benchmarks/plain_model.py``),
   sampled by nutpie through ``pm.sample`` (the baseline the targets are set against);
 * ``pymc_plain``: that model with PyMC's own NUTS;
@@ -34,6 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from results_table import markdown_table
 
@@ -42,7 +46,10 @@ SPEC = ROOT / "benchmarks" / "specs" / "full_year.toml"
 SIZES = {"1y": {"per_borough": 400, "years": ()},
          "5y": {"per_borough": 400, "years": ("FY 19-20", "FY 20-21", "FY 21-22", "FY 22-23", "FY 23-24")},
          "256k": {"per_borough": 8000, "years": ()}}
-JOBS = ("pas_bayes", "nutpie_plain", "pymc_plain", "brms")
+JOBS = ("pas_bayes", "pas_bayes_advi", "nutpie_plain", "pymc_plain", "brms")
+#: Compared between the approximate preview and pas_bayes's NUTS fit of the same run.
+COMPARED = ("beta", "sd_borough_intercept", "sd_borough_slope", "sd_ward_intercept", "sd_ward_slope",
+            "borough_slope")
 
 
 def make_survey(size: str, seed: int, folder: Path) -> Path:
@@ -65,22 +72,56 @@ def _diagnostics(idata) -> dict[str, float]:
             "n_parameters": len(per)}
 
 
-def job_pas_bayes(data: Path, work: Path, seed: int) -> dict[str, float]:
+def _moments(idata) -> dict[str, dict[str, list[float]]]:
+    post = idata["posterior"]
+    return {v: {"mean": post[v].mean(("chain", "draw")).values.ravel().tolist(),
+                "sd": post[v].std(("chain", "draw")).values.ravel().tolist()} for v in COMPARED}
+
+
+def approximation_error(approx: dict, nuts: dict) -> dict[str, float]:
+    """How far an approximation's means and SDs are from NUTS's, over the :data:`COMPARED` parameters.
+
+    ``approx_max_error_in_sds``: the largest |mean difference| in NUTS posterior SDs;
+    ``approx_median_sd_ratio``: the median of approximate SD / NUTS SD (below 1: too sure).
+    """
+    diff, ratio = [], []
+    for v in COMPARED:
+        m_a, m_n = np.array(approx[v]["mean"]), np.array(nuts[v]["mean"])
+        s_a, s_n = np.array(approx[v]["sd"]), np.array(nuts[v]["sd"])
+        diff.append(np.abs(m_a - m_n) / s_n)
+        ratio.append(s_a / s_n)
+    return {"approx_max_error_in_sds": float(np.concatenate(diff).max()),
+            "approx_median_sd_ratio": float(np.median(np.concatenate(ratio)))}
+
+
+def job_pas_bayes(data: Path, work: Path, seed: int, reference: Path, *, approximate: bool) -> dict[str, float]:
+    """pas_bayes's default fit (NUTS), or its approximate preview compared with that fit."""
     from pas_bayes.fit import fit_run, load_run
     from pas_bayes.spec import load_spec
     from pas_bayes.survey import read_survey
 
     spec = load_spec(SPEC)
-    spec = spec.with_sampler(seed=seed)
+    spec = spec.with_sampler(seed=seed, name="advi" if approximate else None)
     survey = read_survey(data, spec)
     clock = time.perf_counter()
     out = fit_run(spec, survey, work / "run", progressbar=False)
     wall = time.perf_counter() - clock
     run = load_run(out)
     attrs = run.idata["posterior"].attrs
-    return {"respondents": len(survey.frame), "draws": spec.sampler.draws, "tune": spec.sampler.tune,
-            "compile_s": float(attrs.get("compile_time", float("nan"))),
-            "sampling_s": float(attrs["sampling_time"]), "wall_s": wall, **_diagnostics(run.idata)}
+    row = {"respondents": len(survey.frame), "draws": spec.sampler.draws, "tune": spec.sampler.tune,
+           "compile_s": float(attrs.get("compile_time", float("nan"))),
+           "sampling_s": float(attrs["sampling_time"]), "wall_s": wall}
+    if not approximate:
+        reference.write_text(json.dumps(_moments(run.idata)))
+        return {**row, **_diagnostics(run.idata)}
+    # R-hat and ESS of independent draws from the approximation say nothing of its accuracy:
+    # the error against NUTS is what the table shows for it.
+    nan = float("nan")
+    row.update({"min_ess_bulk": nan, "min_ess_tail": nan, "max_r_hat": nan, "divergences": 0,
+                "steps_per_draw": nan, "n_parameters": nan, "tune": spec.sampler.advi_iterations})
+    if reference.is_file():
+        row.update(approximation_error(_moments(run.idata), json.loads(reference.read_text())))
+    return row
 
 
 def _job_plain(sampler: str, data: Path, seed: int, draws: int, tune: int) -> dict[str, float]:
@@ -136,10 +177,11 @@ def job_brms(data: Path, work: Path, seed: int, draws: int, tune: int) -> dict[s
 
 def run_job(job: str, data: Path, seed: int, draws: int, tune: int) -> dict[str, float]:
     """Run one job in this process (the child side of :func:`measure`)."""
+    reference = data.parent / "pas_bayes_nuts_moments.json"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        if job == "pas_bayes":
-            return job_pas_bayes(data, work, seed)
+        if job in ("pas_bayes", "pas_bayes_advi"):
+            return job_pas_bayes(data, work, seed, reference, approximate=job == "pas_bayes_advi")
         if job in ("nutpie_plain", "pymc_plain"):
             return _job_plain(job.removesuffix("_plain"), data, seed, draws, tune)
         if job == "brms":
@@ -177,7 +219,8 @@ def finish_table(rows: list[dict]) -> pd.DataFrame:
                        for _, row in table.iterrows()]
     return table.round({"compile_s": 1, "sampling_s": 1, "wall_s": 1, "min_ess_bulk": 0, "min_ess_tail": 0,
                         "max_r_hat": 4, "steps_per_draw": 1, "min_ess_bulk_per_s": 2, "min_ess_tail_per_s": 2,
-                        "bulk_ess_per_s_vs_nutpie_plain": 2, "sampling_time_vs_nutpie_plain": 2})
+                        "bulk_ess_per_s_vs_nutpie_plain": 2, "sampling_time_vs_nutpie_plain": 2,
+                        "approx_max_error_in_sds": 2, "approx_median_sd_ratio": 2})
 
 
 def main() -> None:

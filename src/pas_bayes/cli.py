@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pas_bayes.atomic import atomic_write, refuse_existing
 from pas_bayes.errors import PASError, SpecError
@@ -68,8 +69,13 @@ def _fit(args: argparse.Namespace) -> int:
     print(f"Read {survey.n_input_rows} rows from {data}:")
     for row in survey.exclusions.itertuples(index=False):
         print(f"  {row.rows:>7}  {row.reason}")
-    print(f"Fitting {spec.name!r} ({spec.outcome}) with {spec.sampler.name}: {spec.sampler.chains} chains "
-          f"x {spec.sampler.draws} draws after {spec.sampler.tune} tuning, seed {spec.sampler.seed}")
+    if spec.sampler.name == "advi":
+        print(f"APPROXIMATING {spec.name!r} ({spec.outcome}) with mean-field ADVI ({spec.sampler.advi_iterations} "
+              f"iterations), then {spec.sampler.chains} x {spec.sampler.draws} draws, seed {spec.sampler.seed}: "
+              "a preview, not MCMC")
+    else:
+        print(f"Fitting {spec.name!r} ({spec.outcome}) with {spec.sampler.name}: {spec.sampler.chains} chains "
+              f"x {spec.sampler.draws} draws after {spec.sampler.tune} tuning, seed {spec.sampler.seed}")
     out = fit_run(spec, survey, args.out, force=args.force, progressbar=not args.no_progress,
                   command=["pas-bayes", *args.argv], loo=not args.no_loo)
     run = load_run(out)
@@ -130,6 +136,14 @@ def _diagnose(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+def _write_table(path: Path, table: Any, run: Any, *, force: bool) -> None:
+    """Write a result table; every row of an approximate run's tables says so (``inference``)."""
+    how = run.idata["posterior"].attrs.get("approximate") if run is not None else None
+    if how:
+        table = table.assign(inference=f"approximate: {how}")
+    atomic_write(path, lambda p: table.to_csv(p, index=False, float_format="%.6g"), force=force)
+
+
 def _effects(args: argparse.Namespace) -> int:
     refuse_existing([Path(args.out)], force=args.force)
     from pas_bayes.effects import driver_effects
@@ -152,11 +166,10 @@ def _effects(args: argparse.Namespace) -> int:
         extras = {path: frame for path, frame in extras.items() if not frame.empty}
         refuse_existing(list(extras), force=args.force)
         for path, frame in extras.items():
-            atomic_write(path, lambda p, f=frame: f.to_csv(p, index=False, float_format="%.6g"), force=args.force)
+            _write_table(path, frame, run, force=args.force)
             print(f"Wrote {len(frame)} rows to {path}")
         _print_group_effects(extras)
-    atomic_write(Path(args.out), lambda p: table.to_csv(p, index=False, float_format="%.6g"),
-                 force=args.force)
+    _write_table(Path(args.out), table, run, force=args.force)
     print(f"Wrote {len(table)} rows of driver effects ({', '.join(table['scale'].unique())}) to {args.out}")
     return 0
 
@@ -236,7 +249,7 @@ def _compare(args: argparse.Namespace) -> int:
     for note in _k_advice(k_summary, args.by):
         print(note)
     if args.out:
-        atomic_write(Path(args.out), lambda p: table.to_csv(p, index=False, float_format="%.6g"), force=args.force)
+        _write_table(Path(args.out), table, None, force=args.force)
         print(f"Wrote {args.out}")
     return 0
 
@@ -293,10 +306,11 @@ def _rankings(args: argparse.Namespace) -> int:
     refuse_existing([Path(args.out)], force=args.force)
 
     summary = _summary(args.run)
+    run = summary.run
     table = summary.ward_rankings if args.wards else summary.borough_rankings
     if args.driver:
         table = table[table["driver"] == args.driver]
-    atomic_write(Path(args.out), lambda p: table.to_csv(p, index=False, float_format="%.6g"), force=args.force)
+    _write_table(Path(args.out), table, run, force=args.force)
     print(f"Wrote {len(table)} rows of {'ward' if args.wards else 'borough'} rankings to {args.out}")
     return 0
 
@@ -308,10 +322,11 @@ def _scenario(args: argparse.Namespace) -> int:
     if args.out:
         refuse_existing([Path(args.out)], force=args.force)
     summary = _summary(args.run)
+    run = summary.run
     result = run_scenario(summary.post, Scenario(driver=args.driver, to=args.to, borough=args.borough))
     print(describe(result.iloc[0], summary.outcome_phrase, BINARY_PHRASES.get(args.driver)))
     if args.out:
-        atomic_write(Path(args.out), lambda p: result.to_csv(p, index=False, float_format="%.6g"), force=args.force)
+        _write_table(Path(args.out), result, run, force=args.force)
     return 0
 
 
@@ -320,6 +335,7 @@ def _gaps(args: argparse.Namespace) -> int:
         refuse_existing([Path(args.out)], force=args.force)
 
     summary = _summary(args.run)
+    run = summary.run
     table = summary.gaps
     if table.empty:
         print("This model has no demographic effects (demographics = [] in its spec): no gaps to report.")
@@ -327,7 +343,7 @@ def _gaps(args: argparse.Namespace) -> int:
         print(f"  {row.demographic:<10} {row.level:<12} vs {row.reference:<6} {row.q50:+6.1f} points "
               f"(90% interval {row.q05:+.1f} to {row.q95:+.1f})")
     if args.out:
-        atomic_write(Path(args.out), lambda p: table.to_csv(p, index=False, float_format="%.6g"), force=args.force)
+        _write_table(Path(args.out), table, run, force=args.force)
     return 0
 
 
@@ -412,7 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chains", type=int)
     p.add_argument("--cores", type=int)
     p.add_argument("--seed", type=int)
-    p.add_argument("--sampler", choices=["nutpie", "pymc"])
+    p.add_argument("--sampler", choices=["nutpie", "pymc", "advi"],
+                   help="advi: a fast approximate preview (mean-field ADVI), labelled approximate everywhere")
     p.add_argument("--target-accept", type=float, help="NUTS target acceptance rate (default from the spec: 0.9)")
     p.add_argument("--encoding", help="text encoding of a CSV survey (default from the spec: utf-8)")
     p.add_argument("--no-progress", action="store_true", help="no progress display")

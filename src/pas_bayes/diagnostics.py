@@ -72,6 +72,8 @@ class DiagnosticsReport:
                 lines.append(f"         what to do: {c.advice}")
         verdict = ("All checks pass." if self.passed else
                    "Some checks FAIL: treat the estimates as provisional until they pass.")
+        if any(c.name.startswith("APPROXIMATE") for c in self.checks):
+            verdict = "APPROXIMATE PREVIEW (not MCMC): for a first look only; refit with NUTS before use."
         return "\n".join([*lines, "", verdict])
 
 
@@ -157,16 +159,27 @@ def diagnose(idata: xr.DataTree, loo: dict | None = None) -> DiagnosticsReport:
     per = parameter_diagnostics(idata)
     checks = []
 
+    approximate = idata["posterior"].attrs.get("approximate")
+    if approximate:
+        # Always failing: R-hat and ESS below describe independent draws from the approximation,
+        # which say nothing about how far the approximation is from the posterior.
+        checks.append(Check(
+            "APPROXIMATE inference", float("nan"), "MCMC draws", False, worst=(str(approximate),),
+            advice="a preview only: mean-field ADVI ignores posterior correlations and usually "
+            "understates uncertainty (its error against NUTS: benchmarks/results/speed_vs_peers.md); "
+            "refit with the default sampler before any number or figure is used",
+        ))
     diverging = _stat(idata, "diverging")
-    n_div = int(diverging.sum()) if diverging is not None else 0
     n_draws = int(diverging.size) if diverging is not None else 0
-    by_chain = (diverging.sum("draw").values.tolist() if diverging is not None else [])
-    checks.append(Check(
-        "divergent transitions", float(n_div), "0", n_div == 0,
-        worst=(f"per chain {by_chain}",) if n_div else (),
-        advice="raise sampler.target_accept (0.95, then 0.99); if they persist, the posterior has "
-        "a funnel or a prior is too wide: look at the sd_* parameters in the rank plots",
-    ))
+    if diverging is not None:
+        n_div = int(diverging.sum())
+        by_chain = diverging.sum("draw").values.tolist()
+        checks.append(Check(
+            "divergent transitions", float(n_div), "0", n_div == 0,
+            worst=(f"per chain {by_chain}",) if n_div else (),
+            advice="raise sampler.target_accept (0.95, then 0.99); if they persist, the posterior has "
+            "a funnel or a prior is too wide: look at the sd_* parameters in the rank plots",
+        ))
 
     r_max = float(per["r_hat"].max())
     checks.append(Check(

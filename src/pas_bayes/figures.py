@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from pas_bayes.errors import QueryError
+from pas_bayes.fit import approximation
 from pas_bayes.geography import normalise_borough
 from pas_bayes.plots import (
     plot_borough_choropleth,
@@ -98,6 +99,10 @@ def build_figures(summary: RunSummary, *, drivers: tuple[str, ...] | None = None
     if (summary.ppc["group"] != "borough").any():
         out["ppc_by_demographic"] = plot_ppc_by_borough(summary.ppc, outcome_phrase=phrase, demographics=True)
     out["diagnostics"] = plot_diagnostics(summary.run.idata, summary.diagnostics)
+    how = approximation(summary.run.idata)
+    if how:
+        for result in out.values():
+            result.mark_approximate(how)
     return out
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import arviz as az
+import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor
@@ -127,6 +128,8 @@ def sample_posterior(model: pm.Model, spec: Any, *, progressbar: bool = True,
         if s.name == "nutpie":
             return _sample_nutpie(model, s, progressbar=progressbar, var_names=var_names,
                                   trace_store=trace_store)
+        if s.name == "advi":
+            return _approximate_advi(model, s, progressbar=progressbar)
         return pm.sample(
             draws=s.draws, tune=s.tune, chains=s.chains, cores=s.cores, random_seed=s.seed,
             nuts_sampler=s.name, nuts={"target_accept": s.target_accept},
@@ -177,6 +180,35 @@ def _sample_nutpie(model: pm.Model, s: Any, *, progressbar: bool, var_names: lis
                                      "tuning_steps": s.tune,
                                      "inference_library": "nutpie",
                                      "inference_library_version": nutpie.__version__})
+    return idata
+
+
+def approximation(idata: xr.DataTree) -> str | None:
+    """What approximated the posterior of a run (``None`` for MCMC draws)."""
+    return idata["posterior"].attrs.get("approximate")
+
+
+def _approximate_advi(model: pm.Model, s: Any, *, progressbar: bool) -> xr.DataTree:
+    """Mean-field ADVI, then ``chains x draws`` independent draws laid out like chains."""
+    from pymc.variational.callbacks import CheckParametersConvergence
+
+    clock = time.time()
+    approx = pm.fit(n=s.advi_iterations, method="advi", random_seed=s.seed, progressbar=progressbar,
+                    callbacks=[CheckParametersConvergence(diff="absolute", tolerance=1e-3)])
+    fitting_time = time.time() - clock
+    idata = approx.sample(s.chains * s.draws, random_seed=s.seed)
+    post = idata["posterior"].to_dataset().isel(chain=0, drop=True)
+    # Independent draws, split into chains so every summary reads them as it reads NUTS draws.
+    post = xr.Dataset({k: (("chain", "draw", *v.dims[1:]), v.values.reshape(s.chains, s.draws, *v.shape[1:]))
+                       for k, v in post.data_vars.items()},
+                      coords={c: post.coords[c] for c in post.coords if c != "draw"})
+    post = post.assign_coords(chain=np.arange(s.chains), draw=np.arange(s.draws))
+    post.attrs.update({"sampling_time": fitting_time, "compile_time": float("nan"),
+                       "approximate": (f"mean-field ADVI, {len(approx.hist)} iterations (final ELBO "
+                                       f"{-float(approx.hist[-1]):.1f}); {s.chains} x {s.draws} independent "
+                                       "draws from the approximation, not from the posterior"),
+                       "inference_library": "pymc ADVI"})
+    idata["posterior"] = xr.DataTree(post)
     return idata
 
 
@@ -237,7 +269,10 @@ def _write_fit(spec: ModelSpec, survey: SurveyData, idata: xr.DataTree, out: Pat
     loo_summary: dict[str, Any] | str = ("not computed: a survey-weighted pseudo-likelihood is not a "
                                          "predictive density of the sample" if spec.weights != "none" else
                                          "not computed: fitted with --no-loo")
-    if spec.weights == "none" and loo:
+    approximate = approximation(idata)
+    if approximate:
+        loo_summary = "not computed: an approximate fit (importance sampling needs posterior draws)"
+    elif spec.weights == "none" and loo:
         result = loo_tables(restore_ward_effects(idata.copy()), survey.frame)
         tables.update({"loo.csv": result.respondents, "loo_wards.csv": result.wards})
         loo_summary = result.summary
@@ -250,6 +285,7 @@ def _write_fit(spec: ModelSpec, survey: SurveyData, idata: xr.DataTree, out: Pat
         "data_rows": survey.n_input_rows,
         "rows_modelled": len(survey.frame),
         **run_provenance(spec, idata, wall, command),
+        "approximate": approximate,
         "loo": loo_summary,
     }
     idata.attrs.update({"pas_bayes_spec_sha256": spec.digest(), "pas_bayes_data_sha256": survey.sha256})

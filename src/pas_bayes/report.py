@@ -22,6 +22,7 @@ from pas_bayes.atomic import atomic_write, atomic_write_text, refuse_existing
 from pas_bayes.effects import effect_correlations
 from pas_bayes.errors import QueryError
 from pas_bayes.figures import MAP_DRIVERS, build_figures
+from pas_bayes.fit import approximation
 from pas_bayes.plots._style import PlotResult, percent
 from pas_bayes.summaries import BINARY_PHRASES, RunSummary
 
@@ -175,6 +176,11 @@ def build_report(summary: RunSummary, *, drivers: tuple[str, ...] = MAP_DRIVERS,
         f"{datetime.now(UTC):%d %B %Y} by pas_bayes {__version__} from run "
         f"<code>{html.escape(run.path.name)}</code>.</p>",
     ]
+    how = approximation(run.idata)
+    if how:
+        parts.append("<p class='banner'><b>APPROXIMATE PREVIEW, not for publication.</b> These numbers come "
+                     f"from {html.escape(how)}. Such approximations usually understate uncertainty; refit "
+                     "with the default sampler (NUTS) before using any of them.</p>")
     if synthetic:
         parts.append("<p class='banner'>These results come from a <b>synthetic</b> survey made by pas_bayes to test "
                      "the method, not from real Public Attitude Survey responses.</p>")

@@ -65,7 +65,7 @@ FAMILIES = ("bernoulli", "cumulative")
 CORRELATED_LEVELS = ("borough", "ward")
 WEIGHTINGS = ("none", "pseudo", "savitsky_williams")
 
-SAMPLERS = ("nutpie", "pymc")
+SAMPLERS = ("nutpie", "pymc", "advi")
 
 
 def prior_from_table(name: str, table: Mapping[str, Any]) -> dict[str, Any]:
@@ -120,7 +120,13 @@ class DataOptions:
 
 @dataclass(frozen=True)
 class SamplerOptions:
-    """How to sample: which NUTS implementation, how long, which seed."""
+    """How to sample: which NUTS implementation, how long, which seed.
+
+    ``name = "advi"`` is not a sampler but a fast approximate preview: mean-field ADVI,
+    ``advi_iterations`` steps, then ``chains x draws`` independent draws from the
+    approximation. Every output of such a run says it is approximate, and its
+    diagnostics fail by design (``pas_bayes.diagnostics``).
+    """
 
     name: str = "nutpie"
     draws: int = 1500
@@ -129,6 +135,7 @@ class SamplerOptions:
     cores: int = 2
     seed: int = 20240401
     target_accept: float = 0.9
+    advi_iterations: int = 30000
 
 
 @dataclass(frozen=True)

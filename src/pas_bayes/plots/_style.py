@@ -61,6 +61,12 @@ class PlotResult:
         self.figure = figure
         self.numbers = numbers
 
+    def mark_approximate(self, how: str) -> None:
+        """Label the figure and its numbers as an approximate preview (``how``: what approximated)."""
+        self.figure.text(0.5, 1.0, "APPROXIMATE PREVIEW (not MCMC): not for publication", ha="center",
+                         va="bottom", fontsize=11, fontweight="bold", color="#b2182b")
+        self.numbers = self.numbers.assign(inference=f"approximate: {how}")
+
     def png_bytes(self) -> bytes:
         """The figure as PNG bytes (for embedding); the figure stays open."""
         buffer = io.BytesIO()
