@@ -60,7 +60,7 @@ def _fit(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec).with_sampler(draws=args.draws, tune=args.tune, chains=args.chains,
                                              seed=args.seed, name=args.sampler, cores=args.cores,
-                                             target_accept=args.target_accept)
+                                             target_accept=args.target_accept, backend=args.backend)
     data = Path(args.data) if args.data else spec.data_path()
     if data is None:
         raise SpecError(f"{args.spec}: no data file: give --data FILE or [data] path in the spec")
@@ -430,6 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--sampler", choices=["nutpie", "pymc", "advi"],
                    help="advi: a fast approximate preview (mean-field ADVI), labelled approximate everywhere")
+    p.add_argument("--backend", choices=["numba", "jax"],
+                   help="how nutpie compiles the model: numba (CPU, default) or jax (GPU; needs JAX)")
     p.add_argument("--target-accept", type=float, help="NUTS target acceptance rate (default from the spec: 0.9)")
     p.add_argument("--encoding", help="text encoding of a CSV survey (default from the spec: utf-8)")
     p.add_argument("--no-progress", action="store_true", help="no progress display")

@@ -100,10 +100,11 @@ def sample_posterior(model: pm.Model, spec: Any, *, progressbar: bool = True,
                      var_names: list[str] | None = None, trace_store: Path | None = None) -> xr.DataTree:
     """Draw from the posterior with the spec's sampler settings.
 
-    nutpie (Rust NUTS over a numba-compiled log-density) is the default; PyMC's own
-    NUTS is the alternative (``sampler.name = "pymc"``). ``spec`` is any spec with a ``sampler``
-    (:class:`~pas_bayes.spec.SamplerOptions`). The seed is always explicit, so a run is
-    repeatable on the same machine and versions.
+    nutpie (Rust NUTS over a numba-compiled log-density, or a JAX one with
+    ``sampler.backend = "jax"``: the route for a GPU) is the default; PyMC's own NUTS is
+    the alternative (``sampler.name = "pymc"``), and ``"advi"`` an approximate preview.
+    ``spec`` is any spec with a ``sampler`` (:class:`~pas_bayes.spec.SamplerOptions`). The
+    seed is always explicit, so a run is repeatable on the same machine and versions.
 
     Parameters
     ----------
@@ -151,7 +152,13 @@ def _sample_nutpie(model: pm.Model, s: Any, *, progressbar: bool, var_names: lis
     from pymc.util import get_random_generator
 
     compile_clock = time.time()
-    compiled = nutpie.compile_pymc_model(model, var_names=var_names, backend="numba")
+    if s.backend == "jax":
+        from pas_bayes.likelihood import register_jax
+
+        register_jax()
+        compiled = nutpie.compile_pymc_model(model, var_names=var_names, backend="jax", gradient_backend="jax")
+    else:
+        compiled = nutpie.compile_pymc_model(model, var_names=var_names, backend="numba")
     compile_time = time.time() - compile_clock
     store = None
     if trace_store is not None:

@@ -12,8 +12,8 @@ multiply. This is the same idea as Stan's ``bernoulli_logit_glm``. Measured in
 ``benchmarks/where_time_goes.py``; a test checks value and gradient against
 PyMC's Bernoulli.
 
-Implementations are given for PyTensor's Python (``perform``) and Numba (the default
-linker, which nutpie and PyMC's NUTS compile with) back ends.
+Implementations are given for PyTensor's Python (``perform``), Numba (the default
+linker, which nutpie and PyMC's NUTS compile with) and JAX (:func:`register_jax`) back ends.
 """
 
 from __future__ import annotations
@@ -97,6 +97,29 @@ def _numba_bernoulli_logit(op: BernoulliLogit, node: Apply, **kwargs: Any) -> An
     # PyTensor caches compiled kernels by Op and props, not by source: bump this number
     # whenever the loop above changes, or an older compiled kernel is reused.
     return terms, _KERNEL_VERSION
+
+
+def register_jax() -> None:
+    """Teach PyTensor's JAX back end the fused likelihood (imports JAX, so only when asked).
+
+    Raises
+    ------
+    ImportError
+        When JAX is not installed, saying how to install it.
+    """
+    try:
+        import jax.numpy as jnp
+        from pytensor.link.jax.dispatch import jax_funcify
+    except ImportError as exc:
+        raise ImportError("sampler.backend = 'jax' needs JAX: pip install 'pas_bayes[jax]' (CPU) or "
+                          "'jax[cuda12]' (NVIDIA GPU)") from exc
+
+    @jax_funcify.register(BernoulliLogit)
+    def _jax_bernoulli_logit(op: BernoulliLogit, **kwargs: Any) -> Any:
+        def terms(y: Any, eta: Any) -> tuple[Any, Any]:
+            return y * eta - jnp.logaddexp(0.0, eta), y - 1.0 / (1.0 + jnp.exp(-eta))
+
+        return terms
 
 
 def bernoulli_logit_logp(value: pt.TensorVariable, eta: pt.TensorVariable) -> pt.TensorVariable:

@@ -136,6 +136,9 @@ class SamplerOptions:
     seed: int = 20240401
     target_accept: float = 0.9
     advi_iterations: int = 30000
+    #: How nutpie compiles the log-density: "numba" (CPU, the default) or "jax" (for a GPU,
+    #: or many cores; needs ``pip install 'pas_bayes[jax]'``, or ``jax[cuda12]`` for a GPU).
+    backend: str = "numba"
 
 
 @dataclass(frozen=True)
@@ -262,6 +265,12 @@ class ModelSpec:
                             f"got {self.data.ward_ids!r}")
         if self.data.min_items_answered < 1:
             raise SpecError(f"spec {self.name!r}: data.min_items_answered must be >= 1")
+        if self.sampler.backend not in ("numba", "jax"):
+            raise SpecError(f"spec {self.name!r}: sampler.backend {self.sampler.backend!r} is not supported; "
+                            "use 'numba' or 'jax'")
+        if self.sampler.backend == "jax" and self.sampler.name != "nutpie":
+            raise SpecError(f"spec {self.name!r}: sampler.backend = 'jax' is a nutpie back end; set "
+                            "sampler.name = 'nutpie' or drop the backend")
         if not 0.5 <= self.sampler.target_accept < 1:
             raise SpecError(f"spec {self.name!r}: sampler.target_accept must be in [0.5, 1)")
 
