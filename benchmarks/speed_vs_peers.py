@@ -9,6 +9,8 @@ kernel's accounting of that process when it ends) on the same synthetic survey:
 * ``pas_bayes_advi``: the approximate preview (``--sampler advi``), with its error
   against the ``pas_bayes`` job's NUTS posterior of the same run (London effects, group
   SDs and borough slopes: largest mean error in posterior SDs, median SD ratio);
+* ``pas_bayes_jax``: the default fit on nutpie's JAX back end (``--backend jax``: the
+  route for a GPU; on this machine, JAX on the CPU);
 * ``nutpie_plain``: the same model written plainly (``benchmarks/plain_model.py``),
   sampled by nutpie through ``pm.sample`` (the baseline the targets are set against);
 * ``pymc_plain``: that model with PyMC's own NUTS;
@@ -46,7 +48,7 @@ SPEC = ROOT / "benchmarks" / "specs" / "full_year.toml"
 SIZES = {"1y": {"per_borough": 400, "years": ()},
          "5y": {"per_borough": 400, "years": ("FY 19-20", "FY 20-21", "FY 21-22", "FY 22-23", "FY 23-24")},
          "256k": {"per_borough": 8000, "years": ()}}
-JOBS = ("pas_bayes", "pas_bayes_advi", "nutpie_plain", "pymc_plain", "brms")
+JOBS = ("pas_bayes", "pas_bayes_advi", "pas_bayes_jax", "nutpie_plain", "pymc_plain", "brms")
 #: Compared between the approximate preview and pas_bayes's NUTS fit of the same run.
 COMPARED = ("beta", "sd_borough_intercept", "sd_borough_slope", "sd_ward_intercept", "sd_ward_slope",
             "borough_slope")
@@ -68,6 +70,8 @@ def _diagnostics(idata) -> dict[str, float]:
     steps = "n_steps" if "n_steps" in stats.data_vars else None
     return {"min_ess_bulk": float(per["ess_bulk"].min()), "min_ess_tail": float(per["ess_tail"].min()),
             "max_r_hat": float(per["r_hat"].max()), "divergences": int(stats["diverging"].sum()),
+            "worst_ess_parameter": str(per.loc[per["ess_bulk"].idxmin(), "parameter"]),
+            "worst_r_hat_parameter": str(per.loc[per["r_hat"].idxmax(), "parameter"]),
             "steps_per_draw": float(stats[steps].mean()) if steps else float("nan"),
             "n_parameters": len(per)}
 
@@ -94,14 +98,15 @@ def approximation_error(approx: dict, nuts: dict) -> dict[str, float]:
             "approx_median_sd_ratio": float(np.median(np.concatenate(ratio)))}
 
 
-def job_pas_bayes(data: Path, work: Path, seed: int, reference: Path, *, approximate: bool) -> dict[str, float]:
-    """pas_bayes's default fit (NUTS), or its approximate preview compared with that fit."""
+def job_pas_bayes(data: Path, work: Path, seed: int, reference: Path, *, approximate: bool,
+                  backend: str = "numba") -> dict[str, float]:
+    """pas_bayes's default fit (NUTS), on its JAX back end, or its approximate preview compared with that fit."""
     from pas_bayes.fit import fit_run, load_run
     from pas_bayes.spec import load_spec
     from pas_bayes.survey import read_survey
 
     spec = load_spec(SPEC)
-    spec = spec.with_sampler(seed=seed, name="advi" if approximate else None)
+    spec = spec.with_sampler(seed=seed, name="advi" if approximate else None, backend=backend)
     survey = read_survey(data, spec)
     clock = time.perf_counter()
     out = fit_run(spec, survey, work / "run", progressbar=False)
@@ -112,7 +117,8 @@ def job_pas_bayes(data: Path, work: Path, seed: int, reference: Path, *, approxi
            "compile_s": float(attrs.get("compile_time", float("nan"))),
            "sampling_s": float(attrs["sampling_time"]), "wall_s": wall}
     if not approximate:
-        reference.write_text(json.dumps(_moments(run.idata)))
+        if backend == "numba":
+            reference.write_text(json.dumps(_moments(run.idata)))
         return {**row, **_diagnostics(run.idata)}
     # R-hat and ESS of independent draws from the approximation say nothing of its accuracy:
     # the error against NUTS is what the table shows for it.
@@ -180,8 +186,9 @@ def run_job(job: str, data: Path, seed: int, draws: int, tune: int) -> dict[str,
     reference = data.parent / "pas_bayes_nuts_moments.json"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        if job in ("pas_bayes", "pas_bayes_advi"):
-            return job_pas_bayes(data, work, seed, reference, approximate=job == "pas_bayes_advi")
+        if job in ("pas_bayes", "pas_bayes_advi", "pas_bayes_jax"):
+            return job_pas_bayes(data, work, seed, reference, approximate=job == "pas_bayes_advi",
+                                 backend="jax" if job == "pas_bayes_jax" else "numba")
         if job in ("nutpie_plain", "pymc_plain"):
             return _job_plain(job.removesuffix("_plain"), data, seed, draws, tune)
         if job == "brms":

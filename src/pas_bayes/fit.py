@@ -113,7 +113,7 @@ def sample_posterior(model: pm.Model, spec: Any, *, progressbar: bool = True,
     trace_store
         nutpie only: stream the draws into a zarr store at this (new) folder as they are
         made, instead of holding them in memory; the returned tree then reads the
-        posterior from there lazily. This is what keeps a full-year fit under 1 GB.
+        posterior from there lazily, so the draws never sit in memory all at once.
 
     Returns
     -------
