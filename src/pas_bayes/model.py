@@ -30,9 +30,10 @@ The model (respondent i in ward w within borough b, year t, drivers x):
 Every group effect is non-centred (``z * sd``, or ``z @ L.T * sd`` when
 correlated) unless the spec lists its level under ``centred``: with ~20
 respondents a ward the likelihood is weak and the centred form gives funnels
-(centring the boroughs was measured worse too: ``benchmarks/README.md``). Survey weights (``weights``) multiply each
-respondent's log-likelihood (pseudo-likelihood); the Savitsky-Williams option
-also weights each borough's and ward's prior density by its group weight.
+(centring the boroughs was measured worse too: ``benchmarks/README.md``).
+Survey weights (``weights``) multiply each respondent's log-likelihood
+(pseudo-likelihood); the Savitsky-Williams option also weights each borough's
+and ward's prior density by its group weight.
 Every variable carries dims. The frame is never read from a file here.
 """
 
