@@ -99,13 +99,13 @@ def approximation_error(approx: dict, nuts: dict) -> dict[str, float]:
 
 
 def job_pas_bayes(data: Path, work: Path, seed: int, reference: Path, *, approximate: bool,
-                  backend: str = "numba") -> dict[str, float]:
+                  backend: str = "numba", spec_path: Path = SPEC) -> dict[str, float]:
     """pas_bayes's default fit (NUTS), on its JAX back end, or its approximate preview compared with that fit."""
     from pas_bayes.fit import fit_run, load_run
     from pas_bayes.spec import load_spec
     from pas_bayes.survey import read_survey
 
-    spec = load_spec(SPEC)
+    spec = load_spec(spec_path)
     spec = spec.with_sampler(seed=seed, name="advi" if approximate else None, backend=backend)
     survey = read_survey(data, spec)
     clock = time.perf_counter()
@@ -162,7 +162,7 @@ def job_brms(data: Path, work: Path, seed: int, draws: int, tune: int) -> dict[s
     from pas_bayes.survey import read_survey
 
     ensure_r()
-    spec = load_spec(SPEC)
+    spec = load_spec(SPEC)  # the formula in brms_speed.R is this model
     frame = read_survey(data, spec).frame
     tidy = frame[["borough", "ward", "ethnicity", "age", "sex"]].copy()
     for d in spec.drivers:
@@ -181,14 +181,14 @@ def job_brms(data: Path, work: Path, seed: int, draws: int, tune: int) -> dict[s
             "n_parameters": int(result["n_parameters"])}
 
 
-def run_job(job: str, data: Path, seed: int, draws: int, tune: int) -> dict[str, float]:
+def run_job(job: str, data: Path, seed: int, draws: int, tune: int, spec_path: Path = SPEC) -> dict[str, float]:
     """Run one job in this process (the child side of :func:`measure`)."""
     reference = data.parent / "pas_bayes_nuts_moments.json"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if job in ("pas_bayes", "pas_bayes_advi", "pas_bayes_jax"):
             return job_pas_bayes(data, work, seed, reference, approximate=job == "pas_bayes_advi",
-                                 backend="jax" if job == "pas_bayes_jax" else "numba")
+                                 backend="jax" if job == "pas_bayes_jax" else "numba", spec_path=spec_path)
         if job in ("nutpie_plain", "pymc_plain"):
             return _job_plain(job.removesuffix("_plain"), data, seed, draws, tune)
         if job == "brms":
@@ -196,12 +196,12 @@ def run_job(job: str, data: Path, seed: int, draws: int, tune: int) -> dict[str,
     raise ValueError(f"unknown job {job!r}; known: {JOBS}")
 
 
-def measure(job: str, data: Path, seed: int, draws: int, tune: int) -> dict[str, float]:
+def measure(job: str, data: Path, seed: int, draws: int, tune: int, spec_path: Path = SPEC) -> dict[str, float]:
     """Run ``job`` in a child process; its result and peak resident memory (MB)."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         result_file = Path(handle.name)
     cmd = [sys.executable, __file__, "--child", job, "--data", str(data), "--seed", str(seed),
-           "--draws", str(draws), "--tune", str(tune), "--result", str(result_file)]
+           "--draws", str(draws), "--tune", str(tune), "--result", str(result_file), "--spec", str(spec_path)]
     proc = subprocess.Popen(cmd)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -240,12 +240,13 @@ def main() -> None:
                         help="draws per chain for the peers (pas_bayes uses its spec)")
     parser.add_argument("--tune", type=int, default=1000, help="tuning draws per chain for the peers")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speed_vs_peers"))
+    parser.add_argument("--spec", default=str(SPEC), help="the spec pas_bayes's jobs fit (default: the benchmark one)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        result = run_job(args.child, Path(args.data), args.seed, args.draws, args.tune)
+        result = run_job(args.child, Path(args.data), args.seed, args.draws, args.tune, Path(args.spec))
         Path(args.result).write_text(json.dumps(result))
         return
 
@@ -258,7 +259,8 @@ def main() -> None:
             data = make_survey(size, args.seed, Path(tmp) / size)
             for job in args.jobs.split(","):
                 print(f"== {job} on {size} ({data.name})", flush=True)
-                rows.append({"size": size, "job": job, **measure(job, data, args.seed, args.draws, args.tune)})
+                rows.append({"size": size, "job": job,
+                             **measure(job, data, args.seed, args.draws, args.tune, Path(args.spec))})
                 table = finish_table(rows)
                 table.to_csv(out.with_suffix(".csv"), index=False)
                 out.with_suffix(".md").write_text(f"# Benchmark model, side by side (`{command}`)\n\n"

@@ -16,12 +16,14 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 import pytest
+import xarray as xr
 from arviz_stats import loo
 
 from pas_bayes.comparison import loo_tables, pointwise_log_likelihood
 from pas_bayes.fit import load_run, sample_posterior
 from pas_bayes.likelihood import bernoulli_logit, bernoulli_logit_logp
 from pas_bayes.model import build_model, restore_ward_effects, stored_variables
+from pas_bayes.predictions import load_posterior
 from pas_bayes.simulate import SimulationSettings, simulate_survey, write_simulation
 from pas_bayes.spec import ModelSpec, SpecError
 from pas_bayes.survey import read_survey
@@ -77,6 +79,8 @@ def test_streamed_draws_equal_draws_held_in_memory(survey_path, tmp_path):
     assert "ward_intercept" not in names and "z_ward_intercept" in names
     held = sample_posterior(model, spec, progressbar=False, var_names=names)
     streamed = sample_posterior(model, spec, progressbar=False, var_names=names, trace_store=tmp_path / "t.zarr")
+    # The store also holds every transformed value (sd_log__, ...): the tree keeps the model's own.
+    assert set(streamed["posterior"].data_vars) == set(held["posterior"].data_vars)
     for var in held["posterior"].data_vars:
         assert np.array_equal(held["posterior"][var].values, streamed["posterior"][var].values), var
     assert np.array_equal(held["sample_stats"]["diverging"].values, streamed["sample_stats"]["diverging"].values)
@@ -89,8 +93,6 @@ def test_streamed_draws_equal_draws_held_in_memory(survey_path, tmp_path):
 
 
 def test_run_folder_omits_ward_effects_and_reading_restores_them(small_run):
-    import xarray as xr
-
     stored = xr.open_datatree(small_run / "posterior.zarr", engine="zarr", consolidated=False)
     assert "ward_intercept" not in stored["posterior"].data_vars
     post = load_run(small_run).idata["posterior"]
@@ -104,7 +106,9 @@ def test_run_folder_omits_ward_effects_and_reading_restores_them(small_run):
 def test_chunked_loo_equals_arviz_on_the_whole_matrix(small_run):
     run = load_run(small_run)
     frame = read_survey(run.provenance["data_file"], run.spec).frame
-    chunked = loo_tables(run.idata, frame, chunk=137)
+    # Blocks of 3 wards' draws (the default holds about 80 wards a block), chunks of 7 respondents.
+    per_ward = run.idata["posterior"].sizes["chain"] * run.idata["posterior"].sizes["draw"] * 8 * 8
+    chunked = loo_tables(run.idata, frame, chunk=7, ward_block_bytes=3 * per_ward)
     whole = pointwise_log_likelihood(run.idata)
     tree = restore_ward_effects(run.idata.copy())
     ref = loo(xr_tree(whole, tree), pointwise=True, var_name="y")
@@ -115,11 +119,61 @@ def test_chunked_loo_equals_arviz_on_the_whole_matrix(small_run):
     assert total["se"] == pytest.approx(float(ref.se), rel=1e-8)
     # p_loo: ArviZ forms the log pointwise predictive density its own way (agrees to 0.1%).
     assert total["p_loo"] == pytest.approx(float(ref.p), rel=1e-3)
+    # Leaving out one ward: the same as summing each ward's respondents over the whole matrix.
+    wards, ward_of = np.unique(frame["ward"].to_numpy(), return_inverse=True)
+    flat = whole.values.reshape(-1, whole.sizes["obs"])
+    by_ward = np.stack([flat[:, ward_of == w].sum(axis=1) for w in range(wards.size)], axis=1)
+    ref_w = loo(xr_tree(xr.DataArray(by_ward.reshape(*whole.shape[:2], -1), dims=("chain", "draw", "ward")),
+                        tree), pointwise=True, var_name="y")
+    assert np.allclose(chunked.wards["elpd_loo"], ref_w.elpd_i.values, atol=1e-8)
+    assert np.allclose(chunked.wards["pareto_k"], ref_w.pareto_k.values, atol=1e-8)
+
+
+def test_ward_block_posterior_predicts_what_the_whole_posterior_does(small_run):
+    run = load_run(small_run)
+    full = load_posterior(run.idata, max_draws=200)
+    wards = np.array([4, 0, 11])
+    block = load_posterior(run.idata, max_draws=200, wards=wards)
+    ward_idx = run.idata["constant_data"]["ward_idx"].values
+    assert np.array_equal(block.rows, np.flatnonzero(np.isin(ward_idx, wards)))
+    assert block.wards == [full.wards[w] for w in wards]
+    assert np.allclose(block.eta(slice(None)), full.eta(slice(None))[:, block.rows], atol=1e-12)
+
+
+def test_diagnostics_in_blocks_equal_arviz_on_the_whole_posterior(small_run, monkeypatch):
+    import arviz as az
+
+    import pas_bayes.diagnostics as diagnostics
+
+    idata = load_run(small_run).idata
+    whole = diagnostics.parameter_diagnostics(idata)
+    # Blocks of a few elements: every large variable is then split along its first dimension.
+    monkeypatch.setattr(diagnostics, "BLOCK_BYTES", 4_000)
+    blocked = diagnostics.parameter_diagnostics(idata)
+    assert list(blocked["parameter"]) == list(whole["parameter"])
+    for column in ("r_hat", "ess_bulk", "ess_tail"):
+        assert np.allclose(blocked[column], whole[column], rtol=1e-12), column
+    ref = az.ess(idata["posterior"].to_dataset()[["ward_slope_dev"]].compute(),
+                 method="bulk")["ward_slope_dev"].values.ravel()
+    ours = blocked.loc[blocked["variable"] == "ward_slope_dev", "ess_bulk"].to_numpy()
+    assert np.allclose(np.sort(ours), np.sort(ref), rtol=1e-12)
+
+
+def test_large_variables_are_read_lazily_and_equal_the_stored_draws(small_run, monkeypatch):
+    import pas_bayes.fit as fit
+
+    monkeypatch.setattr(fit, "IN_MEMORY_BYTES", 10_000)
+    lazy = load_run(small_run).idata["posterior"]
+    monkeypatch.setattr(fit, "IN_MEMORY_BYTES", 2**40)
+    held = load_run(small_run).idata["posterior"]
+    assert lazy["z_ward_slope"].chunks is not None and held["z_ward_slope"].chunks is None
+    assert lazy["ward_slope_dev"].chunks is not None  # recomputed lazily too
+    assert lazy["sd_ward_intercept"].chunks is None  # small ones are in memory
+    for var in held.data_vars:
+        assert np.array_equal(lazy[var].values, held[var].values), var
 
 
 def xr_tree(values, idata):
-    import xarray as xr
-
     return xr.DataTree.from_dict({"posterior": idata["posterior"].to_dataset()[["beta"]],
                                   "log_likelihood": xr.Dataset({"y": values})})
 
@@ -135,6 +189,27 @@ def test_centred_levels_are_named_effects_and_refused_with_correlation(survey_pa
         dataclasses.replace(spec, correlated=("borough",))
     with pytest.raises(SpecError, match="centred names 'district'"):
         ModelSpec(name="x", centred=("district",))
+
+
+def test_small_groupings_can_be_sampled_centred(survey_path):
+    """``centred`` may name the year and demographics: their effects are then zero-sum normals
+    with the group SD as their scale, the same prior as ``z * sd``."""
+    spec = ModelSpec(name="x", demographics=("age", "sex"), demographic_slopes={"age": ("engagement",)},
+                     centred=("age",))
+    model = build_model(spec, read_survey(survey_path, spec).frame)
+    free = {v.name for v in model.free_RVs}
+    assert {"effect_age", "slope_dev_age_by_driver", "z_sex"} <= free
+    assert not {"z_age", "z_age_slope", "effect_sex"} & free
+    assert model["slope_dev_age"] in model.deterministics
+    prior = pm.draw([model["sd_age"], model["effect_age"], model["slope_dev_age"]], draws=4000, random_seed=1)
+    sd, effect, slope_dev = prior
+    assert np.allclose(effect.sum(axis=1), 0.0, atol=1e-9) and np.allclose(slope_dev.sum(axis=1), 0.0, atol=1e-9)
+    # Zero-sum normal over K levels with scale sd: each level's SD is sd * sqrt(1 - 1/K).
+    k = effect.shape[1]
+    assert np.std(effect / sd[:, None]) == pytest.approx(np.sqrt(1 - 1 / k), rel=0.05)
+    assert np.isfinite(model.compile_logp()(model.initial_point()))
+    with pytest.raises(SpecError, match="centred names 'year_slope'"):
+        ModelSpec(name="x", centred=("year_slope",))
 
 
 def test_jax_route_gives_the_numba_log_density_and_samples_on_the_cpu(survey_path):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dask
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -51,12 +52,23 @@ class LooResult:
     summary: dict[str, Any]
 
 
-def _psis(log_lik: xr.DataArray, posterior: xr.Dataset) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+def _psis_columns(flat: np.ndarray, posterior: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """ArviZ's PSIS-LOO of each column of a (draws, points) log-likelihood matrix, chain-major
+    draws: each point's ELPD, Pareto k and log pointwise predictive density, and ArviZ's
+    threshold of a good k for this many draws."""
+    chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    log_lik = xr.DataArray(flat.reshape(chains, n_draws, -1), dims=("chain", "draw", "point"))
     tree = xr.DataTree.from_dict({"posterior": posterior, "log_likelihood": xr.Dataset({"y": log_lik})})
     result = loo(tree, pointwise=True, var_name="y")
-    totals = {"elpd_loo": float(result.elpd), "se": float(result.se), "p_loo": float(result.p),
-              "good_k": float(result.good_k), "n_draws": int(result.n_samples)}
-    return np.asarray(result.elpd_i.values), np.asarray(result.pareto_k.values), totals
+    lppd = logsumexp(flat, axis=0) - np.log(flat.shape[0])
+    return np.asarray(result.elpd_i.values), np.asarray(result.pareto_k.values), lppd, float(result.good_k)
+
+
+def _loo_totals(elpd: np.ndarray, lppd: np.ndarray, good_k: float, n_samples: int) -> dict[str, float]:
+    """The totals ArviZ reports for all points at once (tested: equal; p_loo within 0.1%)."""
+    total = float(elpd.sum())
+    return {"elpd_loo": total, "se": float(np.sqrt(elpd.size * np.var(elpd, ddof=1))),
+            "p_loo": float(lppd.sum() - total), "good_k": good_k, "n_draws": n_samples}
 
 
 def pointwise_log_likelihood(idata: xr.DataTree, obs: slice | None = None,
@@ -70,18 +82,18 @@ def pointwise_log_likelihood(idata: xr.DataTree, obs: slice | None = None,
     ``compute_log_likelihood`` is not used because it cannot rebuild models with an LKJ
     correlation (its value transform is renamed); a test checks that both agree elsewhere.
 
-    ``obs`` limits it to a slice of respondents (so a large survey is taken a chunk at a
-    time); ``post`` reuses an already loaded :class:`~pas_bayes.predictions.Posterior` of
-    every draw.
+    ``post`` is an already loaded :class:`~pas_bayes.predictions.Posterior` of every draw
+    (of all respondents, or of some: a block of wards); ``obs`` limits it to a slice of
+    its respondents, so a large survey is taken a chunk at a time.
     """
     post_ds = idata["posterior"]
     chains, n_draws = post_ds.sizes["chain"], post_ds.sizes["draw"]
     if post is None:
         post = load_posterior(idata, max_draws=chains * n_draws)
-    observed = idata["observed_data"]
-    answer = np.asarray(observed[next(iter(observed.data_vars))].values, dtype=int)
     if obs is not None:
-        post, answer = post.respondents(obs), answer[obs]
+        post = post.respondents(obs)
+    observed = idata["observed_data"]
+    answer = np.asarray(observed[next(iter(observed.data_vars))].values, dtype=int)[post.rows]
     cumulative = "cutpoints" in post_ds.data_vars
     if cumulative:
         cut = draws(idata, "cutpoints")
@@ -104,17 +116,24 @@ def pointwise_log_likelihood(idata: xr.DataTree, obs: slice | None = None,
 
 
 #: Respondents whose log-likelihood is held in memory at once in :func:`loo_tables`
-#: (500 x 6,000 draws is 24 MB, whatever the size of the survey; PSIS makes a few copies).
-LOO_CHUNK = 500
+#: (100 x 6,000 draws is 5 MB, whatever the size of the survey; ArviZ's PSIS peaks at 6 times that).
+LOO_CHUNK = 100
+#: Bytes of per-ward draws (intercepts and slopes of every draw) read at once in
+#: :func:`loo_tables`: 32 wards of a 6,000-draw fit (a run folder's chunk of wards),
+#: whatever the number of wards.
+WARD_BLOCK_BYTES = 12 * 2**20
 
 
-def loo_tables(idata: xr.DataTree, frame: pd.DataFrame, *, chunk: int = LOO_CHUNK) -> LooResult:
+def loo_tables(idata: xr.DataTree, frame: pd.DataFrame, *, chunk: int = LOO_CHUNK,
+               ward_block_bytes: int = WARD_BLOCK_BYTES) -> LooResult:
     """PSIS-LOO of a fitted survey model, per respondent and leaving out one ward at a time.
 
     Pareto-smoothed importance sampling treats each respondent on its own, so the
-    log-likelihood is computed and smoothed ``chunk`` respondents at a time: memory stays
-    flat as the survey grows (the whole matrix would be 12 GB at 256,000 respondents).
-    Each ward's summed log-likelihood is accumulated over the chunks.
+    log-likelihood is computed and smoothed ``chunk`` respondents at a time, and the
+    posterior's ward effects are read a block of wards at a time (``ward_block_bytes`` of
+    draws): memory stays flat as the survey and its wards grow (the whole log-likelihood
+    matrix would be 12 GB at 256,000 respondents). Each ward's summed log-likelihood is
+    accumulated over the chunks.
 
     Parameters
     ----------
@@ -124,31 +143,46 @@ def loo_tables(idata: xr.DataTree, frame: pd.DataFrame, *, chunk: int = LOO_CHUN
         The tidy frame the model was fitted to (for the ``row`` and ``ward`` of each respondent).
     chunk
         Respondents per chunk.
+    ward_block_bytes
+        Memory for the draws of one block of wards.
     """
     post_ds = idata["posterior"]
     chains, n_draws = post_ds.sizes["chain"], post_ds.sizes["draw"]
-    post = load_posterior(idata, max_draws=chains * n_draws)
-    posterior = idata["posterior"].to_dataset()[["beta"]]
+    n_samples = chains * n_draws
+    posterior = idata["posterior"].to_dataset()[["beta"]].compute()
     wards, ward_idx = np.unique(frame["ward"].to_numpy(), return_inverse=True)
     n = len(frame)
-    elpd_i, k_i, lppd_i = np.empty(n), np.empty(n), np.empty(n)
-    by_ward = np.zeros((chains * n_draws, wards.size))
-    for start in range(0, n, chunk):
-        obs = slice(start, min(start + chunk, n))
-        m = obs.stop - obs.start
-        values = pointwise_log_likelihood(idata, obs, post=post)
-        elpd_i[obs], k_i[obs], _ = _psis(values, posterior)
-        flat = values.values.reshape(-1, m)
-        lppd_i[obs] = logsumexp(flat, axis=0) - np.log(flat.shape[0])
-        indicator = sp.csr_matrix((np.ones(m), (np.arange(m), ward_idx[obs])), shape=(m, wards.size))
-        by_ward += np.asarray((indicator.T @ flat.T).T)
-    ward_da = xr.DataArray(by_ward.reshape(chains, n_draws, wards.size), dims=("chain", "draw", "ward"))
-    elpd_w, k_w, ward_totals = _psis(ward_da, posterior)
-    # The totals ArviZ would report for all respondents at once (tested: equal; p_loo within 0.1%).
-    elpd = float(elpd_i.sum())
-    totals = {"elpd_loo": elpd, "se": float(np.sqrt(n * np.var(elpd_i, ddof=1))),
-              "p_loo": float(lppd_i.sum() - elpd),
-              "good_k": ward_totals["good_k"], "n_draws": ward_totals["n_draws"]}
+    elpd_i, k_i, lppd_i = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    elpd_w, k_w, lppd_w = np.full(wards.size, np.nan), np.full(wards.size, np.nan), np.full(wards.size, np.nan)
+    # A ward's draws: its intercept and a slope for every driver (zero where it has none).
+    per_ward = n_samples * 8 * (1 + post_ds.sizes["driver"])
+    step = max(1, ward_block_bytes // per_ward)
+    n_model_wards = post_ds.sizes["ward"]
+    good_k = float("nan")
+    # Blocks are read one after another: dask's threads would each keep their own malloc
+    # arena of freed blocks, and the process would hold several blocks' worth of memory.
+    with dask.config.set(scheduler="synchronous"):
+        for first in range(0, n_model_wards, step):
+            block = load_posterior(idata, max_draws=n_samples,
+                                   wards=np.arange(first, min(first + step, n_model_wards)))
+            # Every respondent of a ward is in its block, so each ward's summed log-likelihood
+            # (for leaving out the whole ward) is complete when the block is done.
+            block_wards, block_ward_of = np.unique(ward_idx[block.rows], return_inverse=True)
+            by_ward = np.zeros((n_samples, block_wards.size))
+            for start in range(0, block.rows.size, chunk):
+                part = block.respondents(slice(start, start + chunk))
+                rows, m = part.rows, part.rows.size
+                flat = pointwise_log_likelihood(idata, post=part).values.reshape(-1, m)
+                elpd_i[rows], k_i[rows], lppd_i[rows], good_k = _psis_columns(flat, posterior)
+                members = block_ward_of[start:start + m]
+                indicator = sp.csr_matrix((np.ones(m), (np.arange(m), members)), shape=(m, block_wards.size))
+                by_ward += np.asarray((indicator.T @ flat.T).T)
+            for cols in range(0, block_wards.size, chunk):
+                these = slice(cols, cols + chunk)
+                (elpd_w[block_wards[these]], k_w[block_wards[these]], lppd_w[block_wards[these]],
+                 good_k) = _psis_columns(by_ward[:, these], posterior)
+    totals = _loo_totals(elpd_i, lppd_i, good_k, n_samples)
+    ward_totals = _loo_totals(elpd_w, lppd_w, good_k, n_samples)
 
     respondents = pd.DataFrame({"row": frame["row"].to_numpy(), "ward": frame["ward"].to_numpy(),
                                 "elpd_loo": elpd_i, "pareto_k": k_i})

@@ -10,9 +10,11 @@ at the sampler's maximum tree depth. They are computed with ArviZ
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import arviz as az
+import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -105,8 +107,37 @@ def _flatten(tree: xr.DataTree, column: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: Draws of one posterior variable held in memory at once for its R-hat and ESS (each
+#: parameter's statistics use only its own draws, so a large variable is taken in blocks).
+BLOCK_BYTES = 8 * 2**20
+
+
+def _posterior_blocks(post: xr.Dataset) -> Iterator[xr.Dataset]:
+    """The posterior as in-memory Datasets of at most :data:`BLOCK_BYTES` of draws each."""
+    for name, da in post.data_vars.items():
+        if da.nbytes <= BLOCK_BYTES or da.ndim <= 2:
+            yield post[[name]].compute()
+            continue
+        dim = next(d for d in da.dims if d not in ("chain", "draw"))
+        step = max(1, int(da.sizes[dim] * BLOCK_BYTES // da.nbytes))
+        for start in range(0, da.sizes[dim], step):
+            yield xr.Dataset({name: da.isel({dim: slice(start, start + step)}).compute()})
+
+
+def _block_diagnostics(block: xr.Dataset) -> pd.DataFrame:
+    tree = xr.DataTree.from_dict({"posterior": block})
+    rhat = _flatten(az.rhat(tree), "r_hat")
+    bulk = _flatten(az.ess(tree, method="bulk"), "ess_bulk")
+    tail = _flatten(az.ess(tree, method="tail"), "ess_tail")
+    keys = ["variable", "parameter"]
+    return rhat.merge(bulk.drop(columns="coords"), on=keys).merge(tail.drop(columns="coords"), on=keys)
+
+
 def parameter_diagnostics(idata: xr.DataTree) -> pd.DataFrame:
     """R-hat, bulk ESS and tail ESS of every posterior element.
+
+    Computed a variable (or, for a large one, a block of its elements) at a time, so a
+    lazily read posterior is never held in memory all at once.
 
     Returns
     -------
@@ -115,11 +146,10 @@ def parameter_diagnostics(idata: xr.DataTree) -> pd.DataFrame:
         (a dict for ``.sel``), ``r_hat``,
         ``ess_bulk``, ``ess_tail``.
     """
-    rhat = _flatten(az.rhat(idata), "r_hat")
-    bulk = _flatten(az.ess(idata, method="bulk"), "ess_bulk")
-    tail = _flatten(az.ess(idata, method="tail"), "ess_tail")
-    keys = ["variable", "parameter"]
-    per = rhat.merge(bulk.drop(columns="coords"), on=keys).merge(tail.drop(columns="coords"), on=keys)
+    # One block after another (dask's threads would each keep a malloc arena of freed blocks).
+    with dask.config.set(scheduler="synchronous"):
+        parts = [_block_diagnostics(block) for block in _posterior_blocks(idata["posterior"].to_dataset())]
+    per = pd.concat(parts, ignore_index=True)
     # Elements fixed by construction (the unit diagonal of a correlation matrix, the zeros of its
     # Cholesky factor) have no within- or between-chain variance, so R-hat is 0/0; they are not
     # parameters and are left out. (Chains each stuck at a different value give R-hat inf: kept.)

@@ -30,13 +30,14 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import arviz as az
+import dask
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -178,7 +179,14 @@ def _sample_nutpie(model: pm.Model, s: Any, *, progressbar: bool, var_names: lis
         # as an ordinary tree whose variables load from the store on first use.
         stats = idata["sample_stats"].to_dataset()
         stats = stats[[k for k, v in stats.data_vars.items() if v.dims == ("chain", "draw")]]
-        idata = xr.DataTree.from_dict({"posterior": idata["posterior"].to_dataset(), "sample_stats": stats})
+        # The store's posterior also holds every transformed value (sd_log__, *_zerosum__),
+        # which the in-memory trace leaves out: keep the model's own variables only.
+        rv_names = {v.name for v in (*model.free_RVs, *model.deterministics)}
+        transformed = {v.name for v in model.value_vars} - rv_names
+        post = idata["posterior"].to_dataset()
+        post = post.drop_vars([k for k in post.data_vars if k in transformed])
+        post = post.drop_vars([c for c in ("unconstrained_parameter",) if c in post.coords])
+        idata = xr.DataTree.from_dict({"posterior": _in_blocks(post), "sample_stats": stats.load()})
     coords, dims = coords_and_dims_for_inferencedata(model)
     for group, values in (("constant_data", find_constants(model)), ("observed_data", find_observations(model))):
         idata[group] = xr.DataTree(dict_to_dataset(values, inference_library=pm, coords=coords, dims=dims,
@@ -188,6 +196,37 @@ def _sample_nutpie(model: pm.Model, s: Any, *, progressbar: bool, var_names: lis
                                      "inference_library": "nutpie",
                                      "inference_library_version": nutpie.__version__})
     return idata
+
+
+#: Draws per block of a large posterior variable, in memory and in the run folder's zarr chunks.
+DRAW_BLOCK = 250
+#: Wards per block of a large per-ward variable: PSIS-LOO and the diagnostics read a few dozen
+#: wards at a time, and then read only those wards' chunks, not every ward's.
+WARD_BLOCK = 32
+#: Variables smaller than this are held in memory; larger ones (every draw's ward effects)
+#: stay on disk as dask arrays read a block at a time.
+IN_MEMORY_BYTES = 16 * 2**20
+
+
+def _in_blocks(ds: xr.Dataset) -> xr.Dataset:
+    """Small variables loaded, large ones as dask arrays of one chain x :data:`DRAW_BLOCK` draws."""
+    out = {}
+    for name, da in ds.data_vars.items():
+        if da.nbytes < IN_MEMORY_BYTES or "draw" not in da.dims:
+            out[name] = da.load()
+        else:
+            blocks = {"chain": 1, "draw": DRAW_BLOCK, **({"ward": WARD_BLOCK} if "ward" in da.dims else {})}
+            out[name] = da.chunk(blocks)
+            # The source's own zarr chunking would clash with these blocks when written.
+            out[name].encoding = {}
+    return xr.Dataset(out, coords=ds.coords, attrs=ds.attrs)
+
+
+def open_posterior_tree(path: str | Path) -> xr.DataTree:
+    """A run's posterior DataTree, small variables in memory and large ones read lazily by block."""
+    # Read here, whatever scheduler the caller's Dask configuration names (a sweep's cluster).
+    with dask.config.set(scheduler="synchronous"):
+        return xr.open_datatree(str(path), engine="zarr", chunks={}).map_over_datasets(_in_blocks)
 
 
 def approximation(idata: xr.DataTree) -> str | None:
@@ -277,12 +316,18 @@ def _write_fit(spec: ModelSpec, survey: SurveyData, idata: xr.DataTree, out: Pat
                                          "predictive density of the sample" if spec.weights != "none" else
                                          "not computed: fitted with --no-loo")
     approximate = approximation(idata)
+    derive = None
     if approximate:
         loo_summary = "not computed: an approximate fit (importance sampling needs posterior draws)"
     elif spec.weights == "none" and loo:
-        result = loo_tables(restore_ward_effects(idata.copy()), survey.frame)
-        tables.update({"loo.csv": result.respondents, "loo_wards.csv": result.wards})
-        loo_summary = result.summary
+        loo_summary = "computing"
+
+        def derive(posterior: Path) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+            # From the draws as stored, read back a block of wards at a time: the fit never
+            # holds every draw of every ward's effects in memory.
+            result = loo_tables(restore_ward_effects(open_posterior_tree(posterior)), survey.frame)
+            return ({"loo.csv": result.respondents, "loo_wards.csv": result.wards},
+                    {"loo": result.summary, "wall_seconds": round(time.perf_counter() - clock, 2)})
     wall = time.perf_counter() - clock
 
     provenance = {
@@ -297,11 +342,15 @@ def _write_fit(spec: ModelSpec, survey: SurveyData, idata: xr.DataTree, out: Pat
     }
     idata.attrs.update({"pas_bayes_spec_sha256": spec.digest(), "pas_bayes_data_sha256": survey.sha256})
     return write_run_folder(out, idata, spec.to_dict(), provenance, tables=tables, spec_source=spec.source,
-                            force=force)
+                            force=force, derive=derive)
+
+
+Derived = Callable[[Path], tuple[dict[str, pd.DataFrame], dict[str, Any]]]
 
 
 def write_run_folder(out: Path, idata: xr.DataTree, spec_table: dict[str, Any], provenance: dict[str, Any], *,
-                     tables: dict[str, pd.DataFrame], spec_source: str | None, force: bool) -> Path:
+                     tables: dict[str, pd.DataFrame], spec_source: str | None, force: bool,
+                     derive: Derived | None = None) -> Path:
     """Write a run folder atomically: built under a temporary name, renamed into place when complete.
 
     Parameters
@@ -320,6 +369,9 @@ def write_run_folder(out: Path, idata: xr.DataTree, spec_table: dict[str, Any], 
         The spec file the user wrote, copied as ``spec.toml`` when there is one.
     force
         Replace an existing folder.
+    derive
+        Called with the written ``posterior.zarr`` before the folder is complete: more
+        tables and provenance entries computed from the stored draws (PSIS-LOO).
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
@@ -327,7 +379,12 @@ def write_run_folder(out: Path, idata: xr.DataTree, spec_table: dict[str, Any], 
         with warnings.catch_warnings():
             # zarr 3 warns that consolidated metadata is not in its spec; ArviZ reads it fine.
             warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-            idata.to_zarr(tmp / POSTERIOR, mode="w")
+            # Large variables are dask arrays: written a block at a time, one block after another.
+            with dask.config.set(scheduler="synchronous"):
+                idata.to_zarr(tmp / POSTERIOR, mode="w")
+        if derive is not None:
+            more_tables, more_provenance = derive(tmp / POSTERIOR)
+            tables, provenance = {**tables, **more_tables}, {**provenance, **more_provenance}
         (tmp / "spec.json").write_text(json.dumps(spec_table, indent=1) + "\n")
         if spec_source and Path(spec_source).is_file():
             shutil.copyfile(spec_source, tmp / "spec.toml")
@@ -374,6 +431,10 @@ def load_run_meta(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
 def load_run(path: str | Path) -> Run:
     """Open a run folder written by :func:`fit_run`.
 
+    Posterior variables under :data:`IN_MEMORY_BYTES` are read into memory; larger ones
+    (every draw's ward effects in a big fit) stay dask arrays read a block at a time, so
+    pass ``.compute()`` of what an ArviZ function is given when it needs them.
+
     Raises
     ------
     RunFolderError
@@ -389,7 +450,7 @@ def load_run(path: str | Path) -> Run:
         raise RunFolderError(f"{path}: not a complete run folder, missing {missing}. What to do: "
                              "fit again (a run interrupted before its end leaves no folder)")
     table, provenance = load_run_meta(path)
-    idata = restore_ward_effects(az.from_zarr(str(path / POSTERIOR)))
+    idata = restore_ward_effects(open_posterior_tree(path / POSTERIOR))
     # The digest of the stored table, not of a re-parsed spec: a field added to ModelSpec
     # later (with a default) must not make older runs unreadable.
     digest = table_digest(table)

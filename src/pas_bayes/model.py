@@ -149,6 +149,34 @@ def _group_effects(level: str, dim: str, slope_dim: str | None, slope_names: lis
     return GroupEffects(a, u, log_prior)
 
 
+def _zero_sum_effect(name: str, z_name: str, sd: pt.TensorVariable, dim: str,
+                     centred: bool) -> pt.TensorVariable:
+    """Zero-sum intercepts of a small crossed grouping (year, a demographic), ``name`` over ``dim``.
+
+    Non-centred: ``z * sd`` with ``z`` zero-sum standard normal (stored as ``z_name``).
+    Centred: a zero-sum normal with scale ``sd`` itself. A grouping with a handful of
+    levels holding thousands of respondents each pins every level's effect down, so
+    non-centred ``z`` and ``sd`` trade off along a curve the sampler crawls along.
+    """
+    if centred:
+        return pm.ZeroSumNormal(name, sigma=sd, dims=dim)
+    return pm.Deterministic(name, pm.ZeroSumNormal(z_name, sigma=1.0, dims=dim) * sd, dims=dim)
+
+
+def _zero_sum_slopes(name: str, z_name: str, sd: pt.TensorVariable, dim: str, slope_dim: str,
+                     centred: bool) -> pt.TensorVariable:
+    """Zero-sum slope deviations over ``dim``, one SD per driver; stored as (``dim``, ``slope_dim``).
+
+    The zero-sum axis must be the last, so the draws are (driver, level) and the named
+    deviations their transpose.
+    """
+    if centred:
+        by_driver = pm.ZeroSumNormal(f"{name}_by_driver", sigma=sd[:, None], dims=(slope_dim, dim))
+    else:
+        by_driver = pm.ZeroSumNormal(z_name, sigma=1.0, dims=(slope_dim, dim)) * sd[:, None]
+    return pm.Deterministic(name, by_driver.T, dims=(dim, slope_dim))
+
+
 def design_weights(frame: pd.DataFrame, how: str, borough_idx: np.ndarray,
                    ward_idx: np.ndarray) -> dict[str, np.ndarray]:
     """Respondent, ward and borough weights for ``weights = how``.
@@ -252,15 +280,13 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
         if "year" in coords:
             year_idx = frame["financial_year"].map({t: i for i, t in enumerate(coords["year"])}).to_numpy()
             t_idx = pm.Data("year_idx", year_idx, dims="obs")
+            centred = "year" in spec.centred
             sd_t = _prior("sd_year", spec.prior("year_sd"))
-            z_t = pm.ZeroSumNormal("z_year", sigma=1.0, dims="year")
-            cell_terms.append((pm.Deterministic("year_intercept", z_t * sd_t, dims="year"), year_idx))
+            cell_terms.append((_zero_sum_effect("year_intercept", "z_year", sd_t, "year", centred), year_idx))
             if spec.year_slopes:
                 cols = [spec.drivers.index(d) for d in spec.year_slopes]
                 sd_ts = _prior("sd_year_slope", spec.prior("year_slope_sd"), dims="year_driver")
-                z_ts = pm.ZeroSumNormal("z_year_slope", sigma=1.0, dims=("year_driver", "year"))
-                dev = pm.Deterministic("year_slope_dev", (z_ts * sd_ts[:, None]).T,
-                                       dims=("year", "year_driver"))
+                dev = _zero_sum_slopes("year_slope_dev", "z_year_slope", sd_ts, "year", "year_driver", centred)
                 eta = eta + (design[:, [1 + c for c in cols]] * dev[t_idx]).sum(axis=1)
 
         for g in spec.demographics:
@@ -269,14 +295,13 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
             sd_g = _prior(f"sd_{g}", spec.prior("demographic_sd"))
             # Zero-sum: with only 2-6 levels, free intercepts would trade off against the
             # London intercept (one more unidentified location, low ESS for both).
-            z_g = pm.ZeroSumNormal(f"z_{g}", sigma=1.0, dims=g)
-            cell_terms.append((pm.Deterministic(f"effect_{g}", z_g * sd_g, dims=g), level_idx))
+            centred = g in spec.centred
+            cell_terms.append((_zero_sum_effect(f"effect_{g}", f"z_{g}", sd_g, g, centred), level_idx))
             if g in spec.demographic_slopes:
                 # Zero-sum over levels too: beta stays the effect for the average level.
                 cols = [spec.drivers.index(d) for d in spec.demographic_slopes[g]]
                 sd_gs = _prior(f"sd_{g}_slope", spec.prior("demographic_slope_sd"), dims=f"{g}_driver")
-                z_gs = pm.ZeroSumNormal(f"z_{g}_slope", sigma=1.0, dims=(f"{g}_driver", g))
-                dev = pm.Deterministic(f"slope_dev_{g}", (z_gs * sd_gs[:, None]).T, dims=(g, f"{g}_driver"))
+                dev = _zero_sum_slopes(f"slope_dev_{g}", f"z_{g}_slope", sd_gs, g, f"{g}_driver", centred)
                 eta = eta + (design[:, [1 + c for c in cols]] * dev[idx]).sum(axis=1)
 
         if cell_terms:
@@ -349,7 +374,12 @@ def restore_ward_effects(idata: xr.DataTree) -> xr.DataTree:
 
 
 def with_ward_effects(ds: xr.Dataset) -> xr.Dataset:
-    """:func:`restore_ward_effects` for one posterior Dataset (lazy when ``ds`` is dask-backed)."""
+    """:func:`restore_ward_effects` for one posterior Dataset.
+
+    When the draws are dask arrays (a large posterior read from its run folder), so are the
+    effects: computed a block at a time by whatever reads them, so restoring them never
+    holds every draw's ward effects in memory.
+    """
     missing = {name: parts for name, parts in RECOMPUTED.items()
                if name not in ds.data_vars and all(p in ds.data_vars for p in parts)}
     if not missing:

@@ -54,6 +54,12 @@ class Posterior:
     year_idx: np.ndarray | None = None         # (N,) when the run has several years
     year_intercept: np.ndarray | None = None   # (S, T)
     year_slope_dev: np.ndarray | None = None   # (S, T, D), zero for drivers without year slopes
+    #: (N,) which of the run's respondents these are (positions in its constant_data); all when None.
+    rows: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.rows is None:
+            object.__setattr__(self, "rows", np.arange(self.y.size))
 
     @property
     def n_draws(self) -> int:
@@ -87,10 +93,11 @@ class Posterior:
             eta += effect[draws][:, self._levels(g, demographic_override)]
         return eta
 
-    def respondents(self, rows: slice) -> Posterior:
-        """The same posterior for a slice of the respondents (draw arrays are shared, not copied)."""
+    def respondents(self, rows: slice | np.ndarray) -> Posterior:
+        """The same posterior for some of the respondents (a slice or positions; draw arrays are
+        shared, not copied)."""
         return replace(
-            self, X=self.X[rows], y=self.y[rows], borough_idx=self.borough_idx[rows],
+            self, rows=self.rows[rows], X=self.X[rows], y=self.y[rows], borough_idx=self.borough_idx[rows],
             ward_idx=self.ward_idx[rows],
             demographic_idx={g: idx[rows] for g, idx in self.demographic_idx.items()},
             year_idx=None if self.year_idx is None else self.year_idx[rows])
@@ -107,10 +114,22 @@ def draws(idata: xr.DataTree, var: str) -> np.ndarray:
     return values.reshape((-1, *values.shape[2:]))
 
 
-def _flat(idata: xr.DataTree, var: str, keep: np.ndarray) -> np.ndarray:
-    values = draws(idata, var)
-    # Every draw kept: the array itself, not a fancy-indexed copy (228 MB of ward slopes a year).
-    return values if keep.size == values.shape[0] and (keep == np.arange(keep.size)).all() else values[keep]
+def _flat(idata: xr.DataTree, var: str, keep: np.ndarray, where: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Draws ``keep`` (chain-major flat indices) of ``var``, optionally at positions ``where``
+    (``{dim: indices}``); only those are read from a lazily loaded posterior."""
+    da = idata["posterior"][var]
+    if where:
+        da = da.isel(where)
+    n_draws = da.sizes["draw"]
+    if keep.size == da.sizes["chain"] * n_draws and (keep == np.arange(keep.size)).all():
+        values = da.values
+    else:
+        chain, draw = np.divmod(keep, n_draws)
+        # Chain by chain (keep is sorted, so chain-major order is kept): an orthogonal selection
+        # that a zarr- or dask-backed posterior reads without loading every draw.
+        values = np.concatenate([da.isel(chain=c, draw=draw[chain == c]).values[None]
+                                 for c in np.unique(chain)], axis=1)
+    return values.reshape((-1, *values.shape[2:]))
 
 
 def select_draws(n_chains: int, n_draws: int, max_draws: int) -> np.ndarray:
@@ -121,7 +140,7 @@ def select_draws(n_chains: int, n_draws: int, max_draws: int) -> np.ndarray:
     return np.unique(np.linspace(0, total - 1, max_draws).round().astype(int))
 
 
-def load_posterior(idata: xr.DataTree, *, max_draws: int = 1000) -> Posterior:
+def load_posterior(idata: xr.DataTree, *, max_draws: int = 1000, wards: np.ndarray | None = None) -> Posterior:
     """Collect the arrays of a run's posterior and design for predictions.
 
     Parameters
@@ -130,16 +149,24 @@ def load_posterior(idata: xr.DataTree, *, max_draws: int = 1000) -> Posterior:
         A posterior written by :func:`pas_bayes.fit.fit_run`.
     max_draws
         Use at most this many draws, evenly spaced.
+    wards
+        Positions (in the posterior's ``ward`` coordinate) of the wards to keep: the
+        posterior of their respondents only, with only their wards' draws read (so every
+        draw of a large survey can be taken a block of wards at a time). ``rows`` then
+        says which of the run's respondents they are.
     """
     post, data = idata["posterior"], idata["constant_data"]
     keep = select_draws(post.sizes["chain"], post.sizes["draw"], max_draws)
     drivers = [str(d) for d in post["driver"].values]
-    wards = [str(w) for w in post["ward"].values]
-    ward_dev = np.zeros((keep.size, len(wards), len(drivers)))
+    all_wards = [str(w) for w in post["ward"].values]
+    where = None if wards is None else {"ward": np.asarray(wards, dtype=int)}
+    ward_names = all_wards if where is None else [all_wards[w] for w in where["ward"]]
+    ward_dev = np.zeros((keep.size, len(ward_names), len(drivers)))
     if "ward_slope_dev" in post.data_vars:
         cols = [drivers.index(str(d)) for d in post["ward_driver"].values]
-        ward_dev[:, :, cols] = _flat(idata, "ward_slope_dev", keep)
-    demographics = [v.removeprefix("effect_") for v in post.data_vars if v.startswith("effect_")]
+        ward_dev[:, :, cols] = _flat(idata, "ward_slope_dev", keep, where)
+    demographics = [v.removeprefix("effect_") for v in post.data_vars
+                    if v.startswith("effect_") and f"{v.removeprefix('effect_')}_idx" in data.data_vars]
     years = [str(t) for t in post["year"].values] if "year" in post.coords else []
     year_dev = None
     if years:
@@ -154,22 +181,28 @@ def load_posterior(idata: xr.DataTree, *, max_draws: int = 1000) -> Posterior:
             cols = [drivers.index(str(d)) for d in post[f"{g}_driver"].values]
             dev[:, :, cols] = _flat(idata, f"slope_dev_{g}", keep)
             demo_dev[g] = dev
-    return Posterior(
+    ward_idx = np.asarray(data["ward_idx"].values, dtype=int)
+    ward_borough_idx = np.asarray(data["ward_borough_idx"].values, dtype=int)
+    if where is not None:
+        local = np.full(len(all_wards), -1)
+        local[where["ward"]] = np.arange(where["ward"].size)
+        ward_idx, ward_borough_idx = local[ward_idx], ward_borough_idx[where["ward"]]
+    full = Posterior(
         drivers=drivers,
         boroughs=[str(b) for b in post["borough"].values],
-        wards=wards,
+        wards=ward_names,
         X=np.asarray(data["X"].values, dtype=float),
         X_centre=(np.asarray(data["X_centre"].values, dtype=float) if "X_centre" in data.data_vars
                   else np.zeros(len(drivers))),
         y=positive_answers(idata),
         borough_idx=np.asarray(data["borough_idx"].values, dtype=int),
-        ward_idx=np.asarray(data["ward_idx"].values, dtype=int),
-        ward_borough_idx=np.asarray(data["ward_borough_idx"].values, dtype=int),
+        ward_idx=ward_idx,
+        ward_borough_idx=ward_borough_idx,
         demographic_idx={g: np.asarray(data[f"{g}_idx"].values, dtype=int) for g in demographics},
         demographic_levels={g: [str(v) for v in post[g].values] for g in demographics},
         intercept=_flat(idata, "intercept", keep),
         borough_intercept=_flat(idata, "borough_intercept", keep),
-        ward_intercept=_flat(idata, "ward_intercept", keep),
+        ward_intercept=_flat(idata, "ward_intercept", keep, where),
         borough_slope=_flat(idata, "borough_slope", keep),
         ward_slope_dev=ward_dev,
         demographic_effect={g: _flat(idata, f"effect_{g}", keep) for g in demographics},
@@ -179,6 +212,7 @@ def load_posterior(idata: xr.DataTree, *, max_draws: int = 1000) -> Posterior:
         year_intercept=_flat(idata, "year_intercept", keep) if years else None,
         year_slope_dev=year_dev,
     )
+    return full if where is None else full.respondents(np.flatnonzero(ward_idx >= 0))
 
 
 def positive_answers(idata: xr.DataTree) -> np.ndarray:

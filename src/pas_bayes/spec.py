@@ -164,10 +164,11 @@ class ModelSpec:
         Levels (``"borough"``, ``"ward"``) whose intercept and slopes are
         LKJ-correlated instead of independent.
     centred
-        Levels (``"borough"``, ``"ward"``) whose effects are sampled centred
-        (``a_b ~ Normal(0, sd)``) rather than non-centred (``z * sd``). Centred
-        suits groups the data inform well (a borough has ~400 respondents a
-        year); non-centred suits weakly informed ones (a ward has ~20).
+        Groupings (``"borough"``, ``"ward"``, ``"year"`` or any of ``demographics``)
+        whose effects are sampled centred (``a_b ~ Normal(0, sd)``) rather than
+        non-centred (``z * sd``). Centred suits groups the data inform well (a year
+        or an age band holds thousands of respondents); non-centred suits weakly
+        informed ones (a ward has ~20).
     demographic_slopes
         ``{group: [drivers]}``: those drivers' effects vary by the levels of the
         demographic ``group`` (which must be one of ``demographics``).
@@ -227,10 +228,11 @@ class ModelSpec:
             if level not in CORRELATED_LEVELS:
                 raise SpecError(f"spec {self.name!r}: correlated names {level!r}; use any of "
                                 f"{CORRELATED_LEVELS}")
+        centrable = (*CORRELATED_LEVELS, "year", *self.demographics)
         for level in self.centred:
-            if level not in CORRELATED_LEVELS:
+            if level not in centrable:
                 raise SpecError(f"spec {self.name!r}: centred names {level!r}; use any of "
-                                f"{CORRELATED_LEVELS}")
+                                f"{list(centrable)}")
             if level in self.correlated:
                 raise SpecError(f"spec {self.name!r}: {level!r} is both centred and correlated; "
                                 "correlated effects are always non-centred (z @ L.T * sd): drop it "

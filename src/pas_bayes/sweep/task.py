@@ -123,6 +123,16 @@ def run_task(task: SweepTask, out_dir: str, cores: int | None = None) -> dict[st
         task id, key, run folder, effects file, diagnostics summary, timings, worker,
         compile directory.
     """
+    import dask
+
+    # A fit reads its own large posterior arrays (dask arrays) in this process: inside a
+    # Dask worker they would otherwise be sent to the cluster's scheduler, which a task
+    # has no client for.
+    with dask.config.set(scheduler="synchronous"):
+        return _run_task_here(task, out_dir, cores)
+
+
+def _run_task_here(task: SweepTask, out_dir: str, cores: int | None) -> dict[str, Any]:
     worker = _worker_name()
     compiledir = use_own_compiledir(worker)
     # Imported here, after the compile directory is set.
