@@ -242,3 +242,19 @@ def test_jax_backend_is_a_nutpie_option():
         ModelSpec(name="x").with_sampler(name="pymc", backend="jax")
     with pytest.raises(SpecError, match="backend 'cuda' is not supported"):
         ModelSpec(name="x").with_sampler(backend="cuda")
+
+
+def test_jax_is_not_imported_until_asked_for():
+    """A fit's process does not carry JAX (130 MB) unless the JAX back end is used."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "import pas_bayes.fit, pas_bayes.comparison, nutpie, arviz\n"
+            "from scipy.special import logsumexp\n"
+            "logsumexp(np.ones((3, 4)), axis=0)\n"
+            "assert 'jax._src' not in sys.modules, 'jax was imported'\n"
+            "import jax.numpy as jnp\n"
+            "assert float(jnp.ones(3).sum()) == 3.0\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
