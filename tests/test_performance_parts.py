@@ -10,6 +10,7 @@ chunk of respondents at a time against ArviZ on the whole matrix.
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import numpy as np
 import pymc as pm
@@ -258,3 +259,22 @@ def test_jax_is_not_imported_until_asked_for():
             "assert float(jnp.ones(3).sum()) == 3.0\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim: Linux only")
+def test_freed_heap_memory_goes_back_to_the_system():
+    from pas_bayes.memory import release_freed_memory
+
+    def rss_mb() -> int:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmRSS"))
+
+    before = rss_mb()
+    blocks = [bytearray(60_000) for _ in range(3000)]  # 180 MB in glibc's heap, not mmap'd
+    kept = blocks[::50]  # a few survivors pin the heap, as a reader's results do
+    del blocks
+    held = rss_mb()
+    release_freed_memory()
+    after = rss_mb()
+    assert len(kept) == 60 and held - before > 100
+    assert held - after > 0.7 * (held - before), (before, held, after)

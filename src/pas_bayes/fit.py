@@ -47,6 +47,7 @@ import xarray as xr
 from pas_bayes.atomic import refuse_existing
 from pas_bayes.comparison import loo_tables
 from pas_bayes.errors import RunFolderError
+from pas_bayes.memory import release_freed_memory
 from pas_bayes.model import build_model, restore_ward_effects, stored_variables
 from pas_bayes.spec import ModelSpec, spec_from_dict, table_digest
 from pas_bayes.survey import SurveyData
@@ -293,6 +294,8 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
     started = datetime.now(UTC)
     clock = time.perf_counter()
     model = build_model(spec, survey.frame)
+    # What reading the survey freed goes back to the system before sampling adds its own.
+    release_freed_memory()
     out.parent.mkdir(parents=True, exist_ok=True)
     # Draws stream to disk beside the run and are read back from there: memory stays flat
     # however long the chains. The folder goes once the run folder is written.
@@ -300,6 +303,7 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
         store = Path(trace_dir) / "trace.zarr" if spec.sampler.name == "nutpie" else None
         idata = sample_posterior(model, spec, progressbar=progressbar, var_names=stored_variables(model),
                                  trace_store=store)
+        release_freed_memory()
         return _write_fit(spec, survey, idata, out, force=force, command=command, loo=loo, started=started,
                           clock=clock)
 
@@ -326,6 +330,7 @@ def _write_fit(spec: ModelSpec, survey: SurveyData, idata: xr.DataTree, out: Pat
             # From the draws as stored, read back a block of wards at a time: the fit never
             # holds every draw of every ward's effects in memory.
             result = loo_tables(restore_ward_effects(open_posterior_tree(posterior)), survey.frame)
+            release_freed_memory()
             return ({"loo.csv": result.respondents, "loo_wards.csv": result.wards},
                     {"loo": result.summary, "wall_seconds": round(time.perf_counter() - clock, 2)})
     wall = time.perf_counter() - clock
