@@ -210,7 +210,8 @@ IN_MEMORY_BYTES = 16 * 2**20
 
 
 def _in_blocks(ds: xr.Dataset) -> xr.Dataset:
-    """Small variables loaded, large ones as dask arrays of one chain x :data:`DRAW_BLOCK` draws."""
+    """Small variables loaded, large ones as dask arrays in blocks of one chain x
+    :data:`DRAW_BLOCK` draws (x :data:`WARD_BLOCK` wards for per-ward variables)."""
     out = {}
     for name, da in ds.data_vars.items():
         if da.nbytes < IN_MEMORY_BYTES or "draw" not in da.dims:
@@ -276,8 +277,8 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
     command
         The command line, recorded in provenance.
     loo
-        Compute pointwise PSIS-LOO for ``pas-bayes compare`` (about 40 s and 1 GB at a
-        full year); skipped for weighted models.
+        Compute pointwise PSIS-LOO for ``pas-bayes compare`` from the written draws, a
+        block of wards at a time (about 16 s at a full year); skipped for weighted models.
 
     Returns
     -------
