@@ -13,6 +13,7 @@ import dataclasses
 import sys
 
 import numpy as np
+import pandas as pd
 import pymc as pm
 import pytensor
 import pytensor.tensor as pt
@@ -278,3 +279,19 @@ def test_freed_heap_memory_goes_back_to_the_system():
     after = rss_mb()
     assert len(kept) == 60 and held - before > 100
     assert held - after > 0.7 * (held - before), (before, held, after)
+
+
+def test_survey_table_is_categorical_and_merges_cells_that_read_the_same(survey_path, tmp_path):
+    from pas_bayes.survey import read_table
+
+    table = read_table(survey_path)
+    assert all(isinstance(dtype, pd.CategoricalDtype) for dtype in table.dtypes)
+    # A code a cell (a byte or two) plus each distinct answer once: text cells took 20+.
+    assert table.memory_usage(deep=True).sum() / table.size < 4
+    raw = pd.read_csv(survey_path, dtype=str, keep_default_na=False)
+    raw.loc[:2, "Q60"] = [" Good", "Good ", np.nan]
+    raw.to_csv(tmp_path / "s.csv", index=False)
+    q60 = read_table(tmp_path / "s.csv")["Q60"]
+    assert q60[:3].tolist() == ["Good", "Good", ""]
+    assert list(q60.cat.categories).count("Good") == 1
+    assert (q60[3:] == raw["Q60"][3:]).all()

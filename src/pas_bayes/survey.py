@@ -80,26 +80,51 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _cell_text(value: object) -> str:
+    """One cell as stripped text; a whole float as an integer ("5.0" -> "5"); missing as ""."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
 def _as_text(series: pd.Series) -> pd.Series:
-    """Cells as stripped text; whole floats as integers ("5.0" -> "5"); missing as "".
+    """Cells as stripped text, stored categorical: each distinct answer once, a code a cell.
 
-    Kept in pandas's Arrow-backed string dtype: a few bytes a cell where Python strings
-    take about 55, which is most of the reader's memory on a large survey.
+    A PAS column holds a handful of distinct answers, so a survey of 250,000 respondents
+    takes about 12 MB this way where text cells take 190 MB (and Python strings several
+    times that); every per-column step below (label lookups, scores, checks) then works
+    on the distinct answers rather than on every cell.
     """
-    if isinstance(series.dtype, pd.StringDtype):
-        return series.fillna("").str.strip()
+    cells = series if isinstance(series.dtype, pd.CategoricalDtype) else series.astype("category")
+    return _recode(cells, [_cell_text(v) for v in cells.cat.categories], missing="")
 
-    def one(value: object) -> str:
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            return ""
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        return str(value).strip()
-    return series.map(one).astype("str")
+
+def _recode(cells: pd.Series, texts: list[str], *, missing: str) -> pd.Series:
+    """Categorical ``cells`` with category ``i`` renamed ``texts[i]``, still categorical.
+
+    Renamed categories may coincide (stripping merges "Good " and "Good", a lookup two
+    spellings of one label): their cells then share one category. Missing cells
+    (code -1) become ``missing``.
+    """
+    levels, merged = np.unique(np.array([*texts, missing], dtype=object), return_inverse=True)
+    codes = cells.cat.codes.to_numpy()
+    new_codes = merged[np.where(codes < 0, len(texts), codes)]
+    values = pd.Categorical.from_codes(new_codes, categories=pd.Index(levels, dtype="str"))
+    return pd.Series(values, index=cells.index, name=cells.name)
+
+
+def _text_column(series: pd.Series) -> pd.Series:
+    """A column of the tidy frame as plain text (what every later step expects)."""
+    return series.astype("str")
 
 
 def read_table(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
     """Read a survey table as text cells, whatever the file format.
+
+    Every column comes back categorical (stripped text categories, "" for a blank
+    cell), so a large survey costs a byte or two a cell.
 
     Parameters
     ----------
@@ -122,7 +147,8 @@ def read_table(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
     try:
         if suffix in (".csv", ".txt"):
             enc = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
-            table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc)
+            # Categorical from the parser on: its peak is a few columns of text, not the file's.
+            table = pd.read_csv(path, dtype="category", keep_default_na=False, encoding=enc)
         elif suffix == ".parquet":
             table = pd.read_parquet(path)
         elif suffix in (".xlsx", ".xlsm"):
@@ -143,7 +169,9 @@ def read_table(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
         raise data_error(path, "the file has a header but no respondent rows",
                          fix="check the export or the financial-year filter")
     table.columns = [str(c).strip() for c in table.columns]
-    return table.apply(_as_text)
+    for i in range(table.shape[1]):  # one column at a time: no second copy of the table
+        table.isetitem(i, _as_text(table.iloc[:, i]))
+    return table
 
 
 def standardised_composite(
@@ -204,7 +232,7 @@ def _labels(table: pd.DataFrame, column: str, book: Codebook, path: Path) -> pd.
                 f"[codebook.scales.{scale.name}] in the spec",
             )
         mapping[raw] = canon
-    return values.map(mapping)
+    return _recode(values, [mapping.get(c, "") for c in values.cat.categories], missing="")
 
 
 def ward_ids_are_codes(values: pd.Series) -> bool:
@@ -240,12 +268,18 @@ def _ward_keys(ward: pd.Series, borough: pd.Series, column: str, ward_ids: str, 
             fix="wards must nest in boroughs: correct the borough or ward of those rows; if this "
             "column holds ward names, not codes, set data.ward_ids = \"names\" in the spec",
         )
+    ward, borough = _text_column(ward), _text_column(borough)
     qualified = ward + " (" + borough + ")"
     return ward.where(~ward.isin(repeated), qualified)
 
 
 def _reason_series(n: int) -> pd.Series:
     return pd.Series(pd.NA, index=range(n), dtype=object)
+
+
+def _quoted(text: str, labels: pd.Series) -> pd.Series:
+    """``text 'label'`` for every cell of categorical ``labels``, built once per category."""
+    return labels.cat.rename_categories([f"{text} '{c}'" for c in labels.cat.categories])
 
 
 def _mark(reasons: pd.Series, mask: pd.Series, reason: pd.Series | str) -> None:
@@ -325,7 +359,7 @@ def read_survey(path: str | Path, spec: ModelSpec, *, encoding: str | None = Non
     y_label = _labels(table, outcome.item, book, path)
     y_missing = y_label.isin(NON_SUBSTANTIVE)
     _mark(reasons, y_missing,
-          f"outcome {outcome.item} ({spec.outcome}) is '" + y_label.astype(str) + "'")
+          _quoted(f"outcome {outcome.item} ({spec.outcome}) is", y_label))
 
     drivers: dict[str, pd.Series] = {}
     answered_items: dict[str, pd.DataFrame] = {}
@@ -339,7 +373,7 @@ def read_survey(path: str | Path, spec: ModelSpec, *, encoding: str | None = Non
             code = driver.items[0]
             lab = labels_by_item[code]
             _mark(reasons, lab.isin(NON_SUBSTANTIVE),
-                  f"driver {name}: {code} is '" + lab.astype(str) + "'")
+                  _quoted(f"driver {name}: {code} is", lab))
             drivers[name] = lab.isin(driver.positive).astype(float)
         else:
             scores = {}
@@ -389,24 +423,28 @@ def read_survey(path: str | Path, spec: ModelSpec, *, encoding: str | None = Non
                              "kept_some_items": int((keep & (count < items.shape[1])).sum()),
                              "rows_below_minimum": int((count < k).sum())})
 
+    def kept(values: pd.Series) -> pd.Series:
+        # The tidy frame is built from the analysis sample's rows alone: no second copy.
+        return values[keep].reset_index(drop=True)
+
     tidy = pd.DataFrame({
-        "row": np.arange(1, n + 1),
-        "borough": borough,
-        "borough_code": borough.map(lambda b: BOROUGH_BY_NAME[b].code if b else ""),
-        "ward": ward,
-        "ward_name": table["ward_n"] if "ward_n" in table.columns else ward,
-        "financial_year": year,
-        "quarter": table["Quarter"] if "Quarter" in table.columns else "",
-        "weight": weight,
-        spec.outcome: y_label.isin(outcome.positive).astype(int),
-        "answer": answer.fillna(-1).astype(int),
-        **drivers,
+        "row": np.arange(1, n + 1)[keep],
+        "borough": _text_column(kept(borough)),
+        "borough_code": _text_column(kept(borough).map(lambda b: BOROUGH_BY_NAME[b].code if b else "")),
+        "ward": _text_column(kept(ward)),
+        "ward_name": _text_column(kept(table["ward_n"] if "ward_n" in table.columns else ward)),
+        "financial_year": _text_column(kept(year)),
+        "quarter": _text_column(kept(table["Quarter"])) if "Quarter" in table.columns else "",
+        "weight": kept(weight),
+        spec.outcome: kept(y_label.isin(outcome.positive).astype(int)),
+        "answer": kept(answer.astype(float).fillna(-1).astype(int)),
+        **{name: kept(score) for name, score in drivers.items()},
     })
     for g in spec.demographics:
         demo = book.demographics[g]
         known = {normalise_label(level): level for level in demo.levels}
-        tidy[g] = table[demo.column].map(
-            lambda v, known=known: NOT_STATED if non_substantive(v) else known.get(normalise_label(v), v))
+        tidy[g] = _text_column(kept(table[demo.column]).map(
+            lambda v, known=known: NOT_STATED if non_substantive(v) else known.get(normalise_label(v), v)))
 
     exclusions = (reasons.dropna().value_counts().rename_axis("reason").reset_index(name="rows")
                   .sort_values(["rows", "reason"], ascending=[False, True]))
@@ -424,7 +462,7 @@ def read_survey(path: str | Path, spec: ModelSpec, *, encoding: str | None = Non
         path=path,
         sha256=file_sha256(path),
         n_input_rows=n,
-        frame=tidy[keep].reset_index(drop=True),
+        frame=tidy,
         exclusions=exclusions,
         item_missingness=_item_missingness(year, {outcome.item: y_label, **labels_by_item}),
         driver_scaling=pd.DataFrame(scaling_rows),
@@ -434,8 +472,9 @@ def read_survey(path: str | Path, spec: ModelSpec, *, encoding: str | None = Non
 def _item_missingness(year: pd.Series, labels: dict[str, pd.Series]) -> pd.DataFrame:
     """Counts of answered and non-substantive cells per financial year and item."""
     rows = []
+    years = year if isinstance(year.dtype, pd.CategoricalDtype) else year.astype("category")
     for code, lab in labels.items():
-        for fy, group in lab.groupby(year.to_numpy()):
+        for fy, group in lab.groupby(years, observed=True):
             counts = group.value_counts()
             row = {"financial_year": fy, "item": code, "rows": len(group)}
             row.update({c: int(counts.get(c, 0)) for c in NON_SUBSTANTIVE})
