@@ -42,7 +42,7 @@ def test_ward_borough_map_and_indices_match_the_frame(frame):
 def test_group_effects_are_non_centred(frame):
     model = build_model(ModelSpec(name="t"), frame)
     free = {v.name for v in model.free_RVs}
-    assert {"z_borough_slope", "z_ward_intercept", "z_ward_slope", "z_ethnicity"} <= free
+    assert {"z_borough_slope_dev", "z_ward_intercept", "z_ward_slope", "z_ethnicity"} <= free
     assert "borough_slope_dev" in {v.name for v in model.deterministics}
     assert np.isfinite(model.compile_logp()(model.initial_point()))
 
@@ -78,3 +78,41 @@ def test_a_further_demographic_named_in_the_spec_gets_its_own_random_intercept(s
     assert list(model.coords["quarter"]) == ["Q1", "Q2", "Q3", "Q4"]
     assert "sd_quarter" in model.named_vars
 
+
+
+@pytest.mark.parametrize("prior", [{"dist": "Normal", "mu": 0.2, "sigma": 1.0},
+                                   {"dist": "StudentT", "nu": 4.0, "mu": -0.1, "sigma": 0.7}])
+def test_london_effects_sampled_as_the_borough_average_keep_the_plain_prior(frame, prior):
+    """Sampling the boroughs' average apart is a change of variables: the log density of the
+    new coordinates equals that of the plain ``beta ~ prior, z_b ~ Normal(0, 1)`` form at the
+    same effects, up to one constant."""
+    from scipy import stats
+
+    spec = spec_from_dict({"model": {"name": "t"}, "priors": {"driver_effect": prior}})
+    model = build_model(spec, frame)
+    free = {v.name for v in model.free_RVs}
+    assert {"beta_borough_mean", "intercept_borough_mean"} <= free and "beta" not in free
+    changed = [model[n] for n in ("z_borough_intercept_dev", "z_borough_intercept_mean", "z_borough_slope_dev",
+                                  "z_borough_slope_mean", "beta_borough_mean", "intercept_borough_mean")]
+    new_terms = model.compile_logp(vars=changed)
+    def at_point(*names):  # the variables' values at a point of the value variables
+        outs = model.replace_rvs_by_values([model[n] for n in names])
+        return model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore")
+
+    effects = at_point("beta", "intercept", "borough_intercept", "borough_slope_dev", "sd_borough_intercept",
+                       "sd_borough_slope")
+    family = stats.norm(prior["mu"], prior["sigma"]) if prior["dist"] == "Normal" else \
+        stats.t(prior["nu"], prior["mu"], prior["sigma"])
+    rng = np.random.default_rng(7)
+    gaps = []
+    for _ in range(5):
+        point = {k: v + 0.5 * rng.standard_normal(np.shape(v)) for k, v in model.initial_point().items()}
+        beta, alpha, a, u, sd0, sd = effects(point)
+        plain = (family.logpdf(beta).sum() + stats.norm(0.0, 1.5).logpdf(alpha)
+                 + stats.norm().logpdf(a / sd0).sum() + stats.norm().logpdf(u / sd).sum())
+        gaps.append(new_terms(point) - plain)
+    assert np.ptp(gaps) < 1e-8
+    # The stored average is the boroughs' average effect.
+    draw = effects(point)
+    (average,) = at_point("beta_borough_mean")(point)
+    assert np.allclose(average, (draw[0] + draw[3]).mean(axis=0))

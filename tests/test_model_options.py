@@ -90,7 +90,9 @@ def test_cumulative_model_intercept_is_the_log_odds_of_a_positive_answer(survey_
     model = build_model(spec, frame)
     point = model.initial_point()
     point["cutpoints_ordered__"] = np.array([-2.0, np.log(1.5), np.log(1.0), np.log(2.0)])
-    point["beta"] = np.full(7, 0.3)
+    # At the initial point every borough deviation is 0, so beta is the boroughs' average.
+    assert not point["z_borough_slope_mean"].any()
+    point["beta_borough_mean"] = np.full(7, 0.3)
     def value(var):
         (out,) = model.replace_rvs_by_values([var])
         return model.compile_fn(out, inputs=model.value_vars, on_unused_input="ignore")(point)
@@ -156,7 +158,9 @@ def test_savitsky_williams_weights_a_group_prior_by_its_weight(survey_path):
     point = {k: v + 0.2 * rng.standard_normal(np.shape(v)) for k, v in point.items()}
     sd0 = np.exp(point["sd_borough_intercept_log__"])
     sd = np.exp(point["sd_borough_slope_log__"])
-    z0, z = point["z_borough_intercept"], point["z_borough_slope"]
+    effects = base.replace_rvs_by_values([base["borough_intercept"], base["borough_slope_dev"]])
+    a, u = base.compile_fn(effects, inputs=base.value_vars, on_unused_input="ignore")(point)
+    z0, z = a / sd0, u / sd
     # Density of the centred effects (a_b, u_b) = (sd0 z0, sd z) per borough.
     log_prior = (-0.5 * z0**2 - 0.5 * (z**2).sum(axis=1) - 4.0 * np.log(2 * np.pi)
                  - np.log(sd0) - np.log(sd).sum())

@@ -21,6 +21,7 @@ estimate with its own Pareto k, reported beside it.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,12 @@ def _psis_columns(flat: np.ndarray, posterior: xr.Dataset) -> tuple[np.ndarray, 
     chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
     log_lik = xr.DataArray(flat.reshape(chains, n_draws, -1), dims=("chain", "draw", "point"))
     tree = xr.DataTree.from_dict({"posterior": posterior, "log_likelihood": xr.Dataset({"y": log_lik})})
-    result = loo(tree, pointwise=True, var_name="y")
+    with warnings.catch_warnings():
+        # ArviZ warns once per call, and a fit makes hundreds of calls (a chunk of respondents
+        # each): the k of every respondent and ward is kept instead, and the run's diagnostics
+        # table counts those over 0.7 with what to do about them.
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto", category=UserWarning)
+        result = loo(tree, pointwise=True, var_name="y")
     lppd = logsumexp(flat, axis=0) - np.log(flat.shape[0])
     return np.asarray(result.elpd_i.values), np.asarray(result.pareto_k.values), lppd, float(result.good_k)
 

@@ -132,7 +132,8 @@ def sample_posterior(model: pm.Model, spec: Any, *, progressbar: bool = True,
             return _sample_nutpie(model, s, progressbar=progressbar, var_names=var_names,
                                   trace_store=trace_store)
         if s.name == "advi":
-            return _approximate_advi(model, s, progressbar=progressbar)
+            return _approximate_advi(model, s, progressbar=progressbar, var_names=var_names,
+                                     trace_store=trace_store)
         return pm.sample(
             draws=s.draws, tune=s.tune, chains=s.chains, cores=s.cores, random_seed=s.seed,
             nuts_sampler=s.name, nuts={"target_accept": s.target_accept},
@@ -145,12 +146,6 @@ def _sample_nutpie(model: pm.Model, s: Any, *, progressbar: bool, var_names: lis
                    trace_store: Path | None) -> xr.DataTree:
     """nutpie called directly (what ``pm.sample(nuts_sampler="nutpie")`` does, plus streaming)."""
     import nutpie
-    from pymc.backends.arviz import (
-        coords_and_dims_for_inferencedata,
-        dict_to_dataset,
-        find_constants,
-        find_observations,
-    )
     from pymc.util import get_random_generator
 
     compile_clock = time.time()
@@ -188,15 +183,27 @@ def _sample_nutpie(model: pm.Model, s: Any, *, progressbar: bool, var_names: lis
         post = post.drop_vars([k for k in post.data_vars if k in transformed])
         post = post.drop_vars([c for c in ("unconstrained_parameter",) if c in post.coords])
         idata = xr.DataTree.from_dict({"posterior": _in_blocks(post), "sample_stats": stats.load()})
-    coords, dims = coords_and_dims_for_inferencedata(model)
-    for group, values in (("constant_data", find_constants(model)), ("observed_data", find_observations(model))):
-        idata[group] = xr.DataTree(dict_to_dataset(values, inference_library=pm, coords=coords, dims=dims,
-                                                   sample_dims=[]))
+    _add_data_groups(idata, model)
     idata["posterior"].attrs.update({"sampling_time": sampling_time, "compile_time": compile_time,
                                      "tuning_steps": s.tune,
                                      "inference_library": "nutpie",
                                      "inference_library_version": nutpie.__version__})
     return idata
+
+
+def _add_data_groups(idata: xr.DataTree, model: pm.Model) -> None:
+    """The model's data (design, index maps) and observations, as ``pm.sample`` stores them."""
+    from pymc.backends.arviz import (
+        coords_and_dims_for_inferencedata,
+        dict_to_dataset,
+        find_constants,
+        find_observations,
+    )
+
+    coords, dims = coords_and_dims_for_inferencedata(model)
+    for group, values in (("constant_data", find_constants(model)), ("observed_data", find_observations(model))):
+        idata[group] = xr.DataTree(dict_to_dataset(values, inference_library=pm, coords=coords, dims=dims,
+                                                   sample_dims=[]))
 
 
 #: Draws per block of a large posterior variable, in memory and in the run folder's zarr chunks.
@@ -236,27 +243,58 @@ def approximation(idata: xr.DataTree) -> str | None:
     return idata["posterior"].attrs.get("approximate")
 
 
-def _approximate_advi(model: pm.Model, s: Any, *, progressbar: bool) -> xr.DataTree:
-    """Mean-field ADVI, then ``chains x draws`` independent draws laid out like chains."""
+def _approximate_advi(model: pm.Model, s: Any, *, progressbar: bool, var_names: list[str] | None = None,
+                      trace_store: Path | None = None) -> xr.DataTree:
+    """Mean-field ADVI, then ``chains x draws`` independent draws laid out like chains.
+
+    The draws are made a chain at a time and only ``var_names`` are kept (as NUTS keeps
+    them); with ``trace_store`` each chain goes to that zarr store as it is made and the
+    posterior is read back lazily, so the draws never sit in memory all at once (PyMC's
+    ``Approximation.sample`` holds every variable of every draw three times over).
+    """
+    from pymc.backends.arviz import coords_and_dims_for_inferencedata, dict_to_dataset
     from pymc.variational.callbacks import CheckParametersConvergence
 
     clock = time.time()
     approx = pm.fit(n=s.advi_iterations, method="advi", random_seed=s.seed, progressbar=progressbar,
                     callbacks=[CheckParametersConvergence(diff="absolute", tolerance=1e-3)])
     fitting_time = time.time() - clock
-    idata = approx.sample(s.chains * s.draws, random_seed=s.seed)
-    post = idata["posterior"].to_dataset().isel(chain=0, drop=True)
-    # Independent draws, split into chains so every summary reads them as it reads NUTS draws.
-    post = xr.Dataset({k: (("chain", "draw", *v.dims[1:]), v.values.reshape(s.chains, s.draws, *v.shape[1:]))
-                       for k, v in post.data_vars.items()},
-                      coords={c: post.coords[c] for c in post.coords if c != "draw"})
-    post = post.assign_coords(chain=np.arange(s.chains), draw=np.arange(s.draws))
+    names = var_names or [v.name for v in (*model.free_RVs, *model.deterministics)]
+    # The kept variables as functions of the value variables (unconstrained, what ADVI draws).
+    values = model.compile_fn(model.replace_rvs_by_values([model[n] for n in names]),
+                              inputs=model.value_vars, on_unused_input="ignore", point_fn=False)
+    value_names = [v.name for v in model.value_vars]
+    coords, dims = coords_and_dims_for_inferencedata(model)
+    seeds = np.random.SeedSequence(s.seed).spawn(s.chains)
+    chains = []
+    for chain, seed in enumerate(seeds):
+        sampled = approx.sample_dict_fn(s.draws, random_seed=int(seed.generate_state(1)[0]))
+        kept = None
+        for i in range(s.draws):
+            point = values(*(sampled[v][i] for v in value_names))
+            if kept is None:
+                kept = {n: np.empty((1, s.draws, *np.shape(x)), dtype=np.asarray(x).dtype)
+                        for n, x in zip(names, point, strict=True)}
+            for n, x in zip(names, point, strict=True):
+                kept[n][0, i] = x
+        del sampled
+        ds = dict_to_dataset(kept, inference_library=pm, coords=coords, dims=dims).assign_coords(chain=[chain])
+        ds.attrs = {}
+        del kept
+        if trace_store is None:
+            chains.append(ds)
+        else:
+            ds.to_zarr(trace_store, mode="w" if chain == 0 else "a", **({} if chain == 0 else {"append_dim": "chain"}))
+            release_freed_memory()
+    post = xr.concat(chains, dim="chain") if trace_store is None else _in_blocks(xr.open_zarr(trace_store))
     post.attrs.update({"sampling_time": fitting_time, "compile_time": float("nan"),
                        "approximate": (f"mean-field ADVI, {len(approx.hist)} iterations (final ELBO "
                                        f"{-float(approx.hist[-1]):.1f}); {s.chains} x {s.draws} independent "
                                        "draws from the approximation, not from the posterior"),
                        "inference_library": "pymc ADVI"})
-    idata["posterior"] = xr.DataTree(post)
+    # No sampler statistics: an empty group, as PyMC's own draws from an approximation have.
+    idata = xr.DataTree.from_dict({"posterior": post, "sample_stats": xr.Dataset()})
+    _add_data_groups(idata, model)
     return idata
 
 
@@ -301,7 +339,7 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
     # Draws stream to disk beside the run and are read back from there: memory stays flat
     # however long the chains. The folder goes once the run folder is written.
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.trace-") as trace_dir:
-        store = Path(trace_dir) / "trace.zarr" if spec.sampler.name == "nutpie" else None
+        store = Path(trace_dir) / "trace.zarr" if spec.sampler.name in ("nutpie", "advi") else None
         idata = sample_posterior(model, spec, progressbar=progressbar, var_names=stored_variables(model),
                                  trace_store=store)
         release_freed_memory()

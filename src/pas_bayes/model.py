@@ -108,19 +108,32 @@ class GroupEffects:
     intercept: pt.TensorVariable
     slopes: pt.TensorVariable | None
     log_prior: pt.TensorVariable  # (G,): log density of the group's effects, for group weights
+    #: ``sd * mean(z)`` of the intercepts and of each slope, when the groups' average was
+    #: sampled as a parameter of its own (:func:`_mean_apart`); ``None`` otherwise.
+    intercept_mean: pt.TensorVariable | None = None
+    slopes_mean: pt.TensorVariable | None = None
 
 
 def _group_effects(level: str, dim: str, slope_dim: str | None, slope_names: list[str],
-                   spec: ModelSpec, intercept_prior: str, slope_prior: str) -> GroupEffects:
-    """Intercepts and slope deviations of one grouping level, non-centred, optionally LKJ-correlated."""
+                   spec: ModelSpec, intercept_prior: str, slope_prior: str, *,
+                   mean_apart: bool = False) -> GroupEffects:
+    """Intercepts and slope deviations of one grouping level, non-centred, optionally LKJ-correlated.
+
+    ``mean_apart``: sample the groups' average of each ``z`` apart (:func:`_mean_apart`), so
+    the London effects can be sampled as the boroughs' average (:func:`_london_effect`).
+    """
     sd0 = _prior(f"sd_{level}_intercept", spec.prior(intercept_prior))
     if not slope_names and level in spec.centred:
         a = pm.Normal(f"{level}_intercept", 0.0, sd0, dims=dim)
         return GroupEffects(a, None, _std_normal_logp((a / sd0)[:, None], 1) - pt.log(sd0))
     if not slope_names:
-        z0 = pm.Normal(f"z_{level}_intercept", 0.0, 1.0, dims=dim)
+        if mean_apart:
+            z0, z0_mean = _mean_apart(f"z_{level}_intercept", dim, None)
+        else:
+            z0, z0_mean = pm.Normal(f"z_{level}_intercept", 0.0, 1.0, dims=dim), None
         a = pm.Deterministic(f"{level}_intercept", z0 * sd0, dims=dim)
-        return GroupEffects(a, None, _std_normal_logp(z0[:, None], 1) - pt.log(sd0))
+        return GroupEffects(a, None, _std_normal_logp(z0[:, None], 1) - pt.log(sd0),
+                            intercept_mean=None if z0_mean is None else sd0 * z0_mean)
     sd = _prior(f"sd_{level}_slope", spec.prior(slope_prior), dims=slope_dim)
     if level in spec.correlated:
         coef = f"{level}_coef"
@@ -140,13 +153,53 @@ def _group_effects(level: str, dim: str, slope_dim: str | None, slope_names: lis
         log_prior = (_std_normal_logp((a / sd0)[:, None], 1) + _std_normal_logp(u / sd, 1)
                      - pt.log(sd0) - pt.log(sd).sum())
         return GroupEffects(a, u, log_prior)
-    z0 = pm.Normal(f"z_{level}_intercept", 0.0, 1.0, dims=dim)
-    z = pm.Normal(f"z_{level}_slope", 0.0, 1.0, dims=(dim, slope_dim))
+    if mean_apart:
+        z0, z0_mean = _mean_apart(f"z_{level}_intercept", dim, None)
+        z_t, z_mean = _mean_apart(f"z_{level}_slope", dim, slope_dim)
+        z = z_t.T
+    else:
+        z0 = pm.Normal(f"z_{level}_intercept", 0.0, 1.0, dims=dim)
+        z = pm.Normal(f"z_{level}_slope", 0.0, 1.0, dims=(dim, slope_dim))
     a = pm.Deterministic(f"{level}_intercept", z0 * sd0, dims=dim)
     u = pm.Deterministic(f"{level}_slope_dev", z * sd, dims=(dim, slope_dim))
     log_prior = (_std_normal_logp(z0[:, None], 1) + _std_normal_logp(z, 1)
                  - pt.log(sd0) - pt.log(sd).sum())
+    if mean_apart:
+        return GroupEffects(a, u, log_prior, intercept_mean=sd0 * z0_mean, slopes_mean=sd * z_mean)
     return GroupEffects(a, u, log_prior)
+
+
+def _mean_apart(name: str, dim: str, by: str | None) -> tuple[pt.TensorVariable, pt.TensorVariable]:
+    """Independent standard normals over ``dim`` (per ``by``), as their mean plus the rest.
+
+    ``z = rest + mean`` with ``rest`` zero-sum standard normal and ``mean ~ Normal(0, 1/sqrt(G))``
+    is exactly ``G`` independent standard normals: the same prior, with the groups' average
+    one coordinate instead of a direction shared by all ``G``. Returns ``(z, mean)``;
+    ``z`` is ``(by, dim)`` when ``by`` is given.
+    """
+    n = len(pm.modelcontext(None).coords[dim])
+    dims = (by, dim) if by else (dim,)
+    rest = pm.ZeroSumNormal(f"{name}_dev", sigma=1.0, dims=dims)
+    mean = pm.Normal(f"{name}_mean", 0.0, 1.0 / np.sqrt(n), dims=by)
+    return rest + (mean[:, None] if by else mean), mean
+
+
+def _london_effect(name: str, table: dict[str, Any], groups_mean: pt.TensorVariable | None,
+                   **kwargs: Any) -> pt.TensorVariable:
+    """A London effect with its prior ``table``, sampled as the average of the borough effects.
+
+    The survey pins down the average of the 32 borough effects (``effect + sd * mean(z)``)
+    far better than either part: non-centred, the sampler had to move the effect and all 32
+    ``z`` together (the five-year fit's slowest parameters were the London effects). The
+    average is sampled as ``{name}_borough_mean ~ prior shifted by sd * mean(z)`` and the
+    effect is that minus ``sd * mean(z)``: the same prior, the same posterior, a change of
+    variables with unit Jacobian. Priors without a location (``mu``) keep the plain form.
+    """
+    if groups_mean is None or table["dist"] not in ("Normal", "StudentT"):
+        return _prior(name, table, **kwargs)
+    shifted = {**table, "mu": table["mu"] + groups_mean}
+    average = _prior(f"{name}_borough_mean", shifted, **kwargs)
+    return pm.Deterministic(name, average - groups_mean, **kwargs)
 
 
 def _zero_sum_effect(name: str, z_name: str, sd: pt.TensorVariable, dim: str,
@@ -259,9 +312,9 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
         w_idx = pm.Data("ward_idx", ward_idx, dims="obs")
         wb_idx = pm.Data("ward_borough_idx", ward_borough, dims="ward")
 
-        beta = _prior("beta", spec.prior("driver_effect"), dims="driver")
         borough = _group_effects("borough", "borough", "driver", list(spec.drivers), spec,
-                                 "borough_intercept_sd", "borough_slope_sd")
+                                 "borough_intercept_sd", "borough_slope_sd", mean_apart=True)
+        beta = _london_effect("beta", spec.prior("driver_effect"), borough.slopes_mean, dims="driver")
         pm.Deterministic("borough_slope", beta + borough.slopes, dims=("borough", "driver"))
         ward = _group_effects("ward", "ward", "ward_driver", list(spec.ward_slopes), spec,
                               "ward_intercept_sd", "ward_slope_sd")
@@ -322,7 +375,7 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
             pm.Data("positive_from", positive_from)
             dist = pm.OrderedLogistic.dist(eta=eta, cutpoints=cutpoints)
         else:
-            alpha = _prior("intercept", spec.prior("intercept"))
+            alpha = _london_effect("intercept", spec.prior("intercept"), borough.intercept_mean)
             eta = alpha + eta
 
         if spec.weights == "none":
