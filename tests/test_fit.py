@@ -18,6 +18,7 @@ def test_run_folder_describes_itself(small_run, small_survey):
     assert prov["data_sha256"] == file_sha256(small_survey)
     assert prov["spec_sha256"] == run.spec.digest()
     assert prov["seed"] == 5 and prov["sampler"]["name"] == "nutpie"
+    assert run.spec.centred == "auto" and prov["centred_groupings"] == []  # a small survey: none
     assert prov["sampler"]["draws"] == 300 and prov["sampler"]["chains"] == 2
     assert {"pymc", "arviz", "nutpie", "numpy", "python"} <= set(prov["versions"])
     assert prov["wall_seconds"] > 0 and prov["command"][:2] == ["pas-bayes", "fit"]

@@ -295,3 +295,47 @@ def test_survey_table_is_categorical_and_merges_cells_that_read_the_same(survey_
     assert q60[:3].tolist() == ["Good", "Good", ""]
     assert list(q60.cat.categories).count("Good") == 1
     assert (q60[3:] == raw["Q60"][3:]).all()
+
+
+def test_auto_centres_small_groupings_the_data_inform_well(survey_path):
+    """``centred = "auto"``: a year or demographic of 3+ levels whose median level has
+    CENTRED_FROM respondents is centred; a 2-level one, a thin one, boroughs and wards are not."""
+    from pas_bayes.model import CENTRED_FROM, centred_groupings
+
+    spec = ModelSpec(name="x")
+    assert spec.centred == "auto"
+    frame = read_survey(survey_path, spec).frame
+    assert centred_groupings(spec, frame) == frozenset()  # 30 a borough: every level thin
+    rng = np.random.default_rng(3)
+    big = frame.sample(n=16 * CENTRED_FROM, replace=True, random_state=3).reset_index(drop=True)
+    big["financial_year"] = rng.choice(["FY 21-22", "FY 22-23", "FY 23-24"], size=len(big))
+    counts = big["ethnicity"].value_counts()
+    assert counts.median() >= CENTRED_FROM > counts.min()  # thin levels do not stop it
+    chosen = centred_groupings(spec, big)
+    assert chosen == {"year", "ethnicity", "age"}  # not sex (2 levels)
+    free = {v.name for v in build_model(spec, big).free_RVs}
+    assert {"year_intercept", "effect_age", "effect_ethnicity", "z_sex", "z_ward_intercept"} <= free
+    # A list in the spec is taken as it is; an empty one centres nothing.
+    assert centred_groupings(dataclasses.replace(spec, centred=()), big) == frozenset()
+    assert centred_groupings(dataclasses.replace(spec, centred=("sex",)), big) == {"sex"}
+    with pytest.raises(SpecError, match="give \"auto\" or a list"):
+        ModelSpec(name="x", centred="sometimes")
+
+
+def test_loo_on_at_most_max_draws_is_loo_of_every_kth_draw_of_each_chain(small_run):
+    run = load_run(small_run)
+    frame = read_survey(run.provenance["data_file"], run.spec).frame
+    post = run.idata["posterior"]
+    total = post.sizes["chain"] * post.sizes["draw"]
+    capped = loo_tables(run.idata, frame, max_draws=total // 3)
+    thinned = run.idata.copy()
+    thinned["posterior"] = xr.DataTree(post.to_dataset().isel(draw=slice(None, None, 3)))
+    every = loo_tables(thinned, frame, max_draws=None)
+    assert capped.summary["respondent"]["n_draws"] == total // 3 == every.summary["respondent"]["n_draws"]
+    assert np.allclose(capped.respondents["elpd_loo"], every.respondents["elpd_loo"], atol=1e-10)
+    assert np.allclose(capped.wards["pareto_k"], every.wards["pareto_k"], atol=1e-10)
+    # The fit's own tree is left as it was.
+    assert run.idata["posterior"].sizes["draw"] == post.sizes["draw"]
+    full = loo_tables(run.idata, frame, max_draws=None)
+    assert full.summary["respondent"]["n_draws"] == total
+    assert not np.allclose(full.respondents["elpd_loo"], capped.respondents["elpd_loo"])

@@ -48,7 +48,7 @@ from pas_bayes.atomic import refuse_existing
 from pas_bayes.comparison import loo_tables
 from pas_bayes.errors import RunFolderError
 from pas_bayes.memory import release_freed_memory
-from pas_bayes.model import build_model, restore_ward_effects, stored_variables
+from pas_bayes.model import build_model, centred_groupings, restore_ward_effects, stored_variables
 from pas_bayes.spec import ModelSpec, spec_from_dict, table_digest
 from pas_bayes.survey import SurveyData
 
@@ -380,6 +380,8 @@ def _write_fit(spec: ModelSpec, survey: SurveyData, idata: xr.DataTree, out: Pat
         "data_sha256": survey.sha256,
         "data_rows": survey.n_input_rows,
         "rows_modelled": len(survey.frame),
+        # What centred = "auto" chose for these data (the same model either way).
+        "centred_groupings": sorted(centred_groupings(spec, survey.frame)),
         **run_provenance(spec, idata, wall, command),
         "approximate": approximate,
         "loo": loo_summary,

@@ -27,10 +27,14 @@ The model (respondent i in ward w within borough b, year t, drivers x):
 * ``e_g``: zero-sum random intercepts per demographic; ``r_gd``: zero-sum
   deviations of driver d's effect by level of demographic g (``demographic_slopes``).
 
-Every group effect is non-centred (``z * sd``, or ``z @ L.T * sd`` when
-correlated) unless the spec lists its level under ``centred``: with ~20
+Borough and ward effects are non-centred (``z * sd``, or ``z @ L.T * sd`` when
+correlated) unless the spec lists the level under ``centred``: with ~20
 respondents a ward the likelihood is weak and the centred form gives funnels
-(centring the boroughs was measured worse too: ``benchmarks/README.md``).
+(centring the boroughs was measured worse too: ``benchmarks/README.md``). The
+small crossed groupings (year, demographics) are centred when the data inform
+their levels well (``centred = "auto"``, :func:`centred_groupings`). The London
+intercept and effects are sampled as the boroughs' average (:func:`_london_effect`).
+All of these choose the sampler's coordinates, not the model.
 Survey weights (``weights``) multiply each respondent's log-likelihood
 (pseudo-likelihood); the Savitsky-Williams option also weights each borough's
 and ward's prior density by its group weight.
@@ -115,7 +119,7 @@ class GroupEffects:
 
 
 def _group_effects(level: str, dim: str, slope_dim: str | None, slope_names: list[str],
-                   spec: ModelSpec, intercept_prior: str, slope_prior: str, *,
+                   spec: ModelSpec, intercept_prior: str, slope_prior: str, centred: frozenset[str], *,
                    mean_apart: bool = False) -> GroupEffects:
     """Intercepts and slope deviations of one grouping level, non-centred, optionally LKJ-correlated.
 
@@ -123,7 +127,7 @@ def _group_effects(level: str, dim: str, slope_dim: str | None, slope_names: lis
     the London effects can be sampled as the boroughs' average (:func:`_london_effect`).
     """
     sd0 = _prior(f"sd_{level}_intercept", spec.prior(intercept_prior))
-    if not slope_names and level in spec.centred:
+    if not slope_names and level in centred:
         a = pm.Normal(f"{level}_intercept", 0.0, sd0, dims=dim)
         return GroupEffects(a, None, _std_normal_logp((a / sd0)[:, None], 1) - pt.log(sd0))
     if not slope_names:
@@ -147,7 +151,7 @@ def _group_effects(level: str, dim: str, slope_dim: str | None, slope_names: lis
         u = pm.Deterministic(f"{level}_slope_dev", effects[:, 1:], dims=(dim, slope_dim))
         log_det = pt.log(pt.diagonal(chol)).sum() + pt.log(scales).sum()
         return GroupEffects(a, u, _std_normal_logp(z, 1) - log_det)
-    if level in spec.centred:
+    if level in centred:
         a = pm.Normal(f"{level}_intercept", 0.0, sd0, dims=dim)
         u = pm.Normal(f"{level}_slope_dev", 0.0, sd, dims=(dim, slope_dim))
         log_prior = (_std_normal_logp((a / sd0)[:, None], 1) + _std_normal_logp(u / sd, 1)
@@ -228,6 +232,34 @@ def _zero_sum_slopes(name: str, z_name: str, sd: pt.TensorVariable, dim: str, sl
     else:
         by_driver = pm.ZeroSumNormal(z_name, sigma=1.0, dims=(slope_dim, dim)) * sd[:, None]
     return pm.Deterministic(name, by_driver.T, dims=(dim, slope_dim))
+
+
+#: ``centred = "auto"``: a small crossed grouping is centred when its median level holds at
+#: least this many respondents (a level's log-odds then known to about +-0.07, well inside
+#: the spread of the levels), and it has 3 or more levels (the SD of a 2-level grouping rests
+#: on one difference, and near 0 the centred form would funnel).
+CENTRED_FROM = 1000
+
+
+def centred_groupings(spec: ModelSpec, frame: pd.DataFrame) -> frozenset[str]:
+    """The groupings sampled centred: the spec's list, or with ``"auto"`` those the data inform well.
+
+    Parameters
+    ----------
+    spec
+        Its ``centred`` option: a list of groupings, or ``"auto"``.
+    frame
+        The tidy survey frame the model is built on (``"auto"`` counts its respondents).
+    """
+    if not isinstance(spec.centred, str):
+        return frozenset(spec.centred)
+    candidates = [*(["year"] if frame["financial_year"].nunique() > 1 else []), *spec.demographics]
+    chosen = set()
+    for g in candidates:
+        counts = frame["financial_year" if g == "year" else g].value_counts()
+        if len(counts) >= 3 and counts.median() >= CENTRED_FROM and g not in spec.correlated:
+            chosen.add(g)
+    return frozenset(chosen)
 
 
 def design_weights(frame: pd.DataFrame, how: str, borough_idx: np.ndarray,
@@ -312,12 +344,13 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
         w_idx = pm.Data("ward_idx", ward_idx, dims="obs")
         wb_idx = pm.Data("ward_borough_idx", ward_borough, dims="ward")
 
+        centred = centred_groupings(spec, frame)
         borough = _group_effects("borough", "borough", "driver", list(spec.drivers), spec,
-                                 "borough_intercept_sd", "borough_slope_sd", mean_apart=True)
+                                 "borough_intercept_sd", "borough_slope_sd", centred, mean_apart=True)
         beta = _london_effect("beta", spec.prior("driver_effect"), borough.slopes_mean, dims="driver")
         pm.Deterministic("borough_slope", beta + borough.slopes, dims=("borough", "driver"))
         ward = _group_effects("ward", "ward", "ward_driver", list(spec.ward_slopes), spec,
-                              "ward_intercept_sd", "ward_slope_sd")
+                              "ward_intercept_sd", "ward_slope_sd", centred)
         # Every respondent's intercept and slopes are those of their ward, so they are added up
         # once per ward (680 rows) and gathered once per respondent: one gather and one scatter
         # in the gradient instead of one per level (measured in benchmarks/where_time_goes.py).
@@ -333,13 +366,14 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
         if "year" in coords:
             year_idx = frame["financial_year"].map({t: i for i, t in enumerate(coords["year"])}).to_numpy()
             t_idx = pm.Data("year_idx", year_idx, dims="obs")
-            centred = "year" in spec.centred
             sd_t = _prior("sd_year", spec.prior("year_sd"))
-            cell_terms.append((_zero_sum_effect("year_intercept", "z_year", sd_t, "year", centred), year_idx))
+            cell_terms.append((_zero_sum_effect("year_intercept", "z_year", sd_t, "year", "year" in centred),
+                               year_idx))
             if spec.year_slopes:
                 cols = [spec.drivers.index(d) for d in spec.year_slopes]
                 sd_ts = _prior("sd_year_slope", spec.prior("year_slope_sd"), dims="year_driver")
-                dev = _zero_sum_slopes("year_slope_dev", "z_year_slope", sd_ts, "year", "year_driver", centred)
+                dev = _zero_sum_slopes("year_slope_dev", "z_year_slope", sd_ts, "year", "year_driver",
+                                       "year" in centred)
                 eta = eta + (design[:, [1 + c for c in cols]] * dev[t_idx]).sum(axis=1)
 
         for g in spec.demographics:
@@ -348,13 +382,12 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
             sd_g = _prior(f"sd_{g}", spec.prior("demographic_sd"))
             # Zero-sum: with only 2-6 levels, free intercepts would trade off against the
             # London intercept (one more unidentified location, low ESS for both).
-            centred = g in spec.centred
-            cell_terms.append((_zero_sum_effect(f"effect_{g}", f"z_{g}", sd_g, g, centred), level_idx))
+            cell_terms.append((_zero_sum_effect(f"effect_{g}", f"z_{g}", sd_g, g, g in centred), level_idx))
             if g in spec.demographic_slopes:
                 # Zero-sum over levels too: beta stays the effect for the average level.
                 cols = [spec.drivers.index(d) for d in spec.demographic_slopes[g]]
                 sd_gs = _prior(f"sd_{g}_slope", spec.prior("demographic_slope_sd"), dims=f"{g}_driver")
-                dev = _zero_sum_slopes(f"slope_dev_{g}", f"z_{g}_slope", sd_gs, g, f"{g}_driver", centred)
+                dev = _zero_sum_slopes(f"slope_dev_{g}", f"z_{g}_slope", sd_gs, g, f"{g}_driver", g in centred)
                 eta = eta + (design[:, [1 + c for c in cols]] * dev[idx]).sum(axis=1)
 
         if cell_terms:

@@ -129,8 +129,11 @@ class SamplerOptions:
     """
 
     name: str = "nutpie"
-    draws: int = 1500
-    tune: int = 1500
+    # nutpie's mass-matrix adaptation settles within a few hundred draws: 700 of warm-up and
+    # 2,300 kept gave nearly twice the minimum ESS of 1,500 + 1,500 for the same sampling time
+    # (benchmarks/README.md).
+    draws: int = 2300
+    tune: int = 700
     chains: int = 4
     cores: int = 2
     seed: int = 20240401
@@ -168,7 +171,11 @@ class ModelSpec:
         whose effects are sampled centred (``a_b ~ Normal(0, sd)``) rather than
         non-centred (``z * sd``). Centred suits groups the data inform well (a year
         or an age band holds thousands of respondents); non-centred suits weakly
-        informed ones (a ward has ~20).
+        informed ones (a ward has ~20). ``"auto"`` (the default) decides from the
+        data: a small crossed grouping (year, a demographic) of 3 or more levels whose
+        median level holds at least :data:`pas_bayes.model.CENTRED_FROM` respondents is
+        centred, everything else non-centred. Either way the model (its prior and
+        posterior) is the same; only the sampler's coordinates differ.
     demographic_slopes
         ``{group: [drivers]}``: those drivers' effects vary by the levels of the
         demographic ``group`` (which must be one of ``demographics``).
@@ -191,7 +198,7 @@ class ModelSpec:
     demographics: tuple[str, ...] = ("ethnicity", "age", "sex")
     family: str = "bernoulli"
     correlated: tuple[str, ...] = ()
-    centred: tuple[str, ...] = ()
+    centred: tuple[str, ...] | str = "auto"
     demographic_slopes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     year_slopes: tuple[str, ...] = ()
     weights: str = "none"
@@ -229,7 +236,10 @@ class ModelSpec:
                 raise SpecError(f"spec {self.name!r}: correlated names {level!r}; use any of "
                                 f"{CORRELATED_LEVELS}")
         centrable = (*CORRELATED_LEVELS, "year", *self.demographics)
-        for level in self.centred:
+        if isinstance(self.centred, str) and self.centred != "auto":
+            raise SpecError(f"spec {self.name!r}: centred = {self.centred!r}; give \"auto\" or a list "
+                            f"of groupings from {list(centrable)} (an empty list: none)")
+        for level in () if isinstance(self.centred, str) else self.centred:
             if level not in centrable:
                 raise SpecError(f"spec {self.name!r}: centred names {level!r}; use any of "
                                 f"{list(centrable)}")
