@@ -21,6 +21,7 @@ estimate with its own Pareto k, reported beside it.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,11 +123,11 @@ def pointwise_log_likelihood(idata: xr.DataTree, obs: slice | None = None,
 
 
 #: Respondents whose log-likelihood is held in memory at once in :func:`loo_tables`
-#: (100 x 6,000 draws is 5 MB, whatever the size of the survey; ArviZ's PSIS peaks at 6 times that).
+#: (100 x 4,000 draws is 3 MB, whatever the size of the survey; ArviZ's PSIS peaks at 6 times that).
 LOO_CHUNK = 100
 #: Bytes of per-ward draws (intercepts and slopes of every draw) read at once in
-#: :func:`loo_tables`: 32 wards of a 6,000-draw fit (a run folder's chunk of wards),
-#: whatever the number of wards.
+#: :func:`loo_tables`: about 50 wards of 4,000 draws (:data:`LOO_MAX_DRAWS`), whatever the
+#: number of wards.
 WARD_BLOCK_BYTES = 12 * 2**20
 #: PSIS-LOO uses at most this many draws, every k-th of each chain: a default fit has 9,200,
 #: and PSIS over 3,000 or more draws is as reliable (ArviZ's good-k threshold is 0.7 from
@@ -159,8 +160,8 @@ def loo_tables(idata: xr.DataTree, frame: pd.DataFrame, *, chunk: int = LOO_CHUN
         Thin every chain alike to at most this many draws in all (``None``: every draw);
         the summary's ``n_draws`` says how many were used.
     """
-    thin = 1 if max_draws is None else -(-idata["posterior"].sizes["chain"] * idata["posterior"].sizes["draw"]
-                                          // max_draws)
+    total = idata["posterior"].sizes["chain"] * idata["posterior"].sizes["draw"]
+    thin = 1 if max_draws is None else math.ceil(total / max_draws)
     if thin > 1:
         idata = idata.copy()
         idata["posterior"] = xr.DataTree(idata["posterior"].to_dataset().isel(draw=slice(None, None, thin)))
