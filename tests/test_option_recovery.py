@@ -2,7 +2,7 @@
 
 Run with ``bash scripts/test.sh -m slow -k option``. Every survey is made with a seed
 nothing else uses, so the fits have never seen it; each fit uses the option's own
-spec from ``models/`` with its defaults (4 chains x 2,300 draws after 700 of warm-up).
+spec from ``models/`` with its defaults (4 chains x 3,000 draws after 700 of warm-up).
 """
 
 from __future__ import annotations

@@ -48,6 +48,8 @@ def test_priors_not_given_keep_their_defaults():
     ({"model": {"name": "x"}, "priors": {"slope": {"dist": "Normal", "mu": 0, "sigma": 1}}}, "unknown"),
     ({"model": {"name": "x"}, "sampler": {"name": "gibbs"}}, "gibbs"),
     ({"model": {"name": "x"}, "sampler": {"drwas": 10}}, "drwas"),
+    ({"model": {"name": "x"}, "sampler": {"adaptation": "dense"}}, "adaptation 'dense'"),
+    ({"model": {"name": "x"}, "sampler": {"name": "pymc", "adaptation": "low_rank"}}, "nutpie's"),
     ({"model": {"outcome": "trust"}}, "name"),
     ({"model": {"name": "x"}, "colour": "red"}, "colour"),
 ])

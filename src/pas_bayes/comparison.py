@@ -100,7 +100,7 @@ def pointwise_log_likelihood(idata: xr.DataTree, obs: slice | None = None,
     if obs is not None:
         post = post.respondents(obs)
     observed = idata["observed_data"]
-    answer = np.asarray(observed[next(iter(observed.data_vars))].values, dtype=int)[post.rows]
+    answer = np.asarray(observed[next(iter(observed.data_vars))].values[post.rows], dtype=int)
     cumulative = "cutpoints" in post_ds.data_vars
     if cumulative:
         cut = draws(idata, "cutpoints")

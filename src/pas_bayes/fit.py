@@ -167,7 +167,7 @@ def _sample_nutpie(model: pm.Model, s: Any, *, progressbar: bool, var_names: lis
     clock = time.time()
     idata = nutpie.sample(compiled, draws=s.draws, tune=max(s.tune, 1), chains=s.chains, cores=s.cores,
                           seed=seed, save_warmup=False, progress_bar=progressbar,
-                          target_accept=s.target_accept, zarr_store=store)
+                          target_accept=s.target_accept, adaptation=s.adaptation, zarr_store=store)
     sampling_time = time.time() - clock
     if store is not None:
         # The store also holds what nutpie's in-memory trace drops on conversion (every
@@ -193,15 +193,19 @@ def _sample_nutpie(model: pm.Model, s: Any, *, progressbar: bool, var_names: lis
 
 def _add_data_groups(idata: xr.DataTree, model: pm.Model) -> None:
     """The model's data (design, index maps) and observations, as ``pm.sample`` stores them."""
-    from pymc.backends.arviz import (
-        coords_and_dims_for_inferencedata,
-        dict_to_dataset,
-        find_constants,
-        find_observations,
-    )
+    from pymc.backends.arviz import coords_and_dims_for_inferencedata, dict_to_dataset, find_observations
+    from pytensor.graph import ancestors
+    from pytensor.tensor.sharedvar import SharedVariable
 
     coords, dims = coords_and_dims_for_inferencedata(model)
-    for group, values in (("constant_data", find_constants(model)), ("observed_data", find_observations(model))):
+    # What PyMC's find_constants returns, without copying every array out of the model
+    # (its get_value()): at 242,000 respondents the design and index maps are 40 MB that
+    # would be held twice. Nothing writes to the model's own arrays.
+    generative = set(ancestors(model.basic_RVs + model.deterministics + model.potentials))
+    value_vars = set(model.rvs_to_values.values())
+    constants = {var.name: var.get_value(borrow=True) if isinstance(var, SharedVariable) else var.data
+                 for var in model.data_vars if var not in value_vars or var in generative}
+    for group, values in (("constant_data", constants), ("observed_data", find_observations(model))):
         idata[group] = xr.DataTree(dict_to_dataset(values, inference_library=pm, coords=coords, dims=dims,
                                                    sample_dims=[]))
 
@@ -366,9 +370,14 @@ def _write_fit(spec: ModelSpec, survey: SurveyData, idata: xr.DataTree, out: Pat
         loo_summary = "computing"
 
         def derive(posterior: Path) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-            # From the draws as stored, read back a block of wards at a time: the fit never
-            # holds every draw of every ward's effects in memory.
-            result = loo_tables(restore_ward_effects(open_posterior_tree(posterior)), survey.frame)
+            # From the draws just written, a block of wards at a time: the fit never holds
+            # every draw of every ward's effects in memory. They are the tree in hand (its
+            # large variables read lazily from the trace store), not the run folder read
+            # back, which would hold the design and the small variables twice (50 MB at
+            # 242,000 respondents).
+            lazy = idata.copy()
+            lazy["posterior"] = xr.DataTree(_in_blocks(idata["posterior"].to_dataset()))
+            result = loo_tables(restore_ward_effects(lazy), survey.frame)
             release_freed_memory()
             return ({"loo.csv": result.respondents, "loo_wards.csv": result.wards},
                     {"loo": result.summary, "wall_seconds": round(time.perf_counter() - clock, 2)})

@@ -236,9 +236,13 @@ def _zero_sum_slopes(name: str, z_name: str, sd: pt.TensorVariable, dim: str, sl
 
 #: ``centred = "auto"``: a small crossed grouping is centred when its median level holds at
 #: least this many respondents (a level's log-odds then known to about +-0.07, well inside
-#: the spread of the levels), and it has 3 or more levels (the SD of a 2-level grouping rests
-#: on one difference, and near 0 the centred form would funnel).
+#: the spread of the levels) and it has 3 or more levels.
 CENTRED_FROM = 1000
+#: A 2-level grouping (sex) needs many more: its SD rests on one difference. At a year (6,000
+#: a level, the difference known to about +-0.045) the centred form funnelled (11 divergences);
+#: at five years (30,000 a level, +-0.02) the non-centred one did instead, along the ridge
+#: ``z * sd = difference`` at large SDs (``benchmarks/README.md``, *Mixing*).
+CENTRED_FROM_TWO_LEVELS = 15000
 
 
 def centred_groupings(spec: ModelSpec, frame: pd.DataFrame) -> frozenset[str]:
@@ -257,7 +261,8 @@ def centred_groupings(spec: ModelSpec, frame: pd.DataFrame) -> frozenset[str]:
     chosen = set()
     for g in candidates:
         counts = frame["financial_year" if g == "year" else g].value_counts()
-        if len(counts) >= 3 and counts.median() >= CENTRED_FROM and g not in spec.correlated:
+        enough = CENTRED_FROM if len(counts) >= 3 else CENTRED_FROM_TWO_LEVELS
+        if len(counts) >= 2 and counts.median() >= enough and g not in spec.correlated:
             chosen.add(g)
     return frozenset(chosen)
 

@@ -66,6 +66,7 @@ CORRELATED_LEVELS = ("borough", "ward")
 WEIGHTINGS = ("none", "pseudo", "savitsky_williams")
 
 SAMPLERS = ("nutpie", "pymc", "advi")
+ADAPTATIONS = ("diag", "low_rank", "draw_diag", "flow")
 
 
 def prior_from_table(name: str, table: Mapping[str, Any]) -> dict[str, Any]:
@@ -130,18 +131,26 @@ class SamplerOptions:
 
     name: str = "nutpie"
     # nutpie's mass-matrix adaptation settles within a few hundred draws: 700 of warm-up and
-    # 2,300 kept gave nearly twice the minimum ESS of 1,500 + 1,500 for the same sampling time
-    # (benchmarks/README.md).
-    draws: int = 2300
+    # 2,300 kept gave nearly twice the minimum ESS of 1,500 + 1,500 for the same sampling time;
+    # 3,000 kept bring the slowest SD of five pooled years (a ward-slope SD whose posterior
+    # reaches down to 0) past 400 in under 10 minutes (benchmarks/README.md, *Mixing*).
+    draws: int = 3000
     tune: int = 700
     chains: int = 4
     cores: int = 2
     seed: int = 20240401
-    target_accept: float = 0.9
+    #: nutpie's and Stan's default. At 0.9 the step was smaller for the same 31 steps a draw,
+    #: so each trajectory went less far: the full year's minimum ESS was 583 at 0.9 and 1,399
+    #: at 0.8, with no divergences once five years' sex effect was centred (benchmarks/README.md).
+    target_accept: float = 0.8
     advi_iterations: int = 30000
     #: How nutpie compiles the log-density: "numba" (CPU, the default) or "jax" (for a GPU,
     #: or many cores; needs ``pip install 'pas_bayes[jax]'``, or ``jax[cuda12]`` for a GPU).
     backend: str = "numba"
+    #: nutpie's mass-matrix adaptation: "diag" (nutpie's default, from draw and gradient
+    #: variances), "low_rank" (a diagonal plus the few directions along which the draws are
+    #: most correlated), "draw_diag" or "flow" (experimental in nutpie).
+    adaptation: str = "diag"
 
 
 @dataclass(frozen=True)
@@ -174,7 +183,8 @@ class ModelSpec:
         informed ones (a ward has ~20). ``"auto"`` (the default) decides from the
         data: a small crossed grouping (year, a demographic) of 3 or more levels whose
         median level holds at least :data:`pas_bayes.model.CENTRED_FROM` respondents is
-        centred, everything else non-centred. Either way the model (its prior and
+        centred, one of 2 levels (sex) from :data:`pas_bayes.model.CENTRED_FROM_TWO_LEVELS`
+        a level (five years of the survey), everything else non-centred. Either way the model (its prior and
         posterior) is the same; only the sampler's coordinates differ.
     demographic_slopes
         ``{group: [drivers]}``: those drivers' effects vary by the levels of the
@@ -283,6 +293,12 @@ class ModelSpec:
         if self.sampler.backend == "jax" and self.sampler.name != "nutpie":
             raise SpecError(f"spec {self.name!r}: sampler.backend = 'jax' is a nutpie back end; set "
                             "sampler.name = 'nutpie' or drop the backend")
+        if self.sampler.adaptation not in ADAPTATIONS:
+            raise SpecError(f"spec {self.name!r}: sampler.adaptation {self.sampler.adaptation!r} is not "
+                            f"supported; use one of {ADAPTATIONS}")
+        if self.sampler.adaptation != "diag" and self.sampler.name != "nutpie":
+            raise SpecError(f"spec {self.name!r}: sampler.adaptation is nutpie's; set sampler.name = "
+                            "'nutpie' or drop the adaptation")
         if not 0.5 <= self.sampler.target_accept < 1:
             raise SpecError(f"spec {self.name!r}: sampler.target_accept must be in [0.5, 1)")
 
