@@ -242,6 +242,12 @@ def open_posterior_tree(path: str | Path) -> xr.DataTree:
         return xr.open_datatree(str(path), engine="zarr", chunks={}).map_over_datasets(_in_blocks)
 
 
+def open_posterior_group(path: str | Path) -> xr.Dataset:
+    """The ``posterior`` group of a run's ``posterior.zarr`` only, as :func:`open_posterior_tree` reads it."""
+    with dask.config.set(scheduler="synchronous"):
+        return _in_blocks(xr.open_dataset(str(path), engine="zarr", group="posterior", chunks={}))
+
+
 def approximation(idata: xr.DataTree) -> str | None:
     """What approximated the posterior of a run (``None`` for MCMC draws)."""
     return idata["posterior"].attrs.get("approximate")
@@ -370,13 +376,13 @@ def _write_fit(spec: ModelSpec, survey: SurveyData, idata: xr.DataTree, out: Pat
         loo_summary = "computing"
 
         def derive(posterior: Path) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-            # From the draws just written, a block of wards at a time: the fit never holds
-            # every draw of every ward's effects in memory. They are the tree in hand (its
-            # large variables read lazily from the trace store), not the run folder read
-            # back, which would hold the design and the small variables twice (50 MB at
-            # 242,000 respondents).
+            # From the draws as written, a block of wards at a time (the run folder's chunks
+            # are blocks of wards; the trace store's hold every ward, so reading it by ward
+            # would read it all once per block): the fit never holds every draw of every
+            # ward's effects in memory. The data groups are the ones in hand, not read back
+            # (the design twice is 50 MB at 242,000 respondents).
             lazy = idata.copy()
-            lazy["posterior"] = xr.DataTree(_in_blocks(idata["posterior"].to_dataset()))
+            lazy["posterior"] = xr.DataTree(open_posterior_group(posterior))
             result = loo_tables(restore_ward_effects(lazy), survey.frame)
             release_freed_memory()
             return ({"loo.csv": result.respondents, "loo_wards.csv": result.wards},
