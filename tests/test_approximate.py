@@ -28,6 +28,10 @@ def test_preview_is_near_the_nuts_fit_of_the_same_survey(advi_run, small_run):
     approx = load_run(advi_run).idata["posterior"]
     nuts = load_run(small_run).idata["posterior"]
     assert approx["beta"].shape == (2, 300, 7)
+    # Made and written a block of draws at a time (250, then 50): every draw in its place,
+    # none left at the store's fill value or written twice.
+    assert np.unique(approx["beta"].values[..., 0]).size == 600
+    assert np.unique(approx["z_ward_slope"].values[:, :, 0, 0]).size == 600
     error = np.abs(approx["beta"].mean(("chain", "draw")) - nuts["beta"].mean(("chain", "draw")))
     assert float((error / nuts["beta"].std(("chain", "draw"))).max()) < 1.0
 

@@ -257,10 +257,10 @@ def _approximate_advi(model: pm.Model, s: Any, *, progressbar: bool, var_names: 
                       trace_store: Path | None = None) -> xr.DataTree:
     """Mean-field ADVI, then ``chains x draws`` independent draws laid out like chains.
 
-    The draws are made a chain at a time and only ``var_names`` are kept (as NUTS keeps
-    them); with ``trace_store`` each chain goes to that zarr store as it is made and the
-    posterior is read back lazily, so the draws never sit in memory all at once (PyMC's
-    ``Approximation.sample`` holds every variable of every draw three times over).
+    The draws are made :data:`DRAW_BLOCK` at a time and only ``var_names`` are kept (as
+    NUTS keeps them); with ``trace_store`` each block goes to that zarr store as it is made
+    and the posterior is read back lazily, so the draws never sit in memory all at once
+    (PyMC's ``Approximation.sample`` holds every variable of every draw three times over).
     """
     from pymc.backends.arviz import coords_and_dims_for_inferencedata, dict_to_dataset
     from pymc.variational.callbacks import CheckParametersConvergence
@@ -278,24 +278,39 @@ def _approximate_advi(model: pm.Model, s: Any, *, progressbar: bool, var_names: 
     seeds = np.random.SeedSequence(s.seed).spawn(s.chains)
     chains = []
     for chain, seed in enumerate(seeds):
-        sampled = approx.sample_dict_fn(s.draws, random_seed=int(seed.generate_state(1)[0]))
-        kept = None
-        for i in range(s.draws):
-            point = values(*(sampled[v][i] for v in value_names))
-            if kept is None:
-                kept = {n: np.empty((1, s.draws, *np.shape(x)), dtype=np.asarray(x).dtype)
-                        for n, x in zip(names, point, strict=True)}
-            for n, x in zip(names, point, strict=True):
-                kept[n][0, i] = x
-        del sampled
-        ds = dict_to_dataset(kept, inference_library=pm, coords=coords, dims=dims).assign_coords(chain=[chain])
-        ds.attrs = {}
-        del kept
-        if trace_store is None:
-            chains.append(ds)
-        else:
-            ds.to_zarr(trace_store, mode="w" if chain == 0 else "a", **({} if chain == 0 else {"append_dim": "chain"}))
+        rng = np.random.default_rng(seed)
+        blocks = []
+        # A block of draws at a time: every value variable of a whole chain at once is
+        # 260 MB at five years, and the kept variables as much again.
+        for start in range(0, s.draws, DRAW_BLOCK):
+            stop = min(start + DRAW_BLOCK, s.draws)
+            sampled = approx.sample_dict_fn(stop - start, random_seed=int(rng.integers(2**31)))
+            block = None
+            for i in range(stop - start):
+                point = values(*(sampled[v][i] for v in value_names))
+                if block is None:
+                    block = {n: np.empty((1, stop - start, *np.shape(x)), dtype=np.asarray(x).dtype)
+                             for n, x in zip(names, point, strict=True)}
+                for n, x in zip(names, point, strict=True):
+                    block[n][0, i] = x
+            del sampled
+            if trace_store is None:
+                blocks.append(block)
+                continue
+            ds = dict_to_dataset(block, inference_library=pm, coords=coords, dims=dims)
+            ds = ds.assign_coords(chain=[chain], draw=np.arange(start, stop))
+            ds.attrs = {}
+            if chain == 0 and start == 0:
+                _zarr_template(ds, s.chains, s.draws).to_zarr(trace_store, mode="w", compute=False)
+            region = {"chain": slice(chain, chain + 1), "draw": slice(start, stop)}
+            ds.drop_vars([c for c in ds.coords if c not in ("chain", "draw")]).to_zarr(trace_store, region=region)
+            del ds, block
             release_freed_memory()
+        if trace_store is None:
+            kept = {n: np.concatenate([b[n] for b in blocks], axis=1) for n in names}
+            ds = dict_to_dataset(kept, inference_library=pm, coords=coords, dims=dims).assign_coords(chain=[chain])
+            ds.attrs = {}
+            chains.append(ds)
     post = xr.concat(chains, dim="chain") if trace_store is None else _in_blocks(xr.open_zarr(trace_store))
     post.attrs.update({"sampling_time": fitting_time, "compile_time": float("nan"),
                        "approximate": (f"mean-field ADVI, {len(approx.hist)} iterations (final ELBO "
@@ -306,6 +321,19 @@ def _approximate_advi(model: pm.Model, s: Any, *, progressbar: bool, var_names: 
     idata = xr.DataTree.from_dict({"posterior": post, "sample_stats": xr.Dataset()})
     _add_data_groups(idata, model)
     return idata
+
+
+def _zarr_template(block: xr.Dataset, chains: int, draws: int) -> xr.Dataset:
+    """A lazy all-chains, all-draws Dataset shaped like ``block`` (one chain, some draws), to
+    lay out a zarr store that blocks of draws are then written into."""
+    import dask.array
+
+    out = {}
+    for name, da in block.data_vars.items():
+        shape = (chains, draws, *da.shape[2:])
+        out[name] = (da.dims, dask.array.zeros(shape, dtype=da.dtype, chunks=(1, DRAW_BLOCK, *da.shape[2:])))
+    coords = {c: block.coords[c] for c in block.coords if c not in ("chain", "draw")}
+    return xr.Dataset(out, coords={**coords, "chain": np.arange(chains), "draw": np.arange(draws)})
 
 
 def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool = False,
