@@ -409,6 +409,7 @@ def _write_fit(spec: ModelSpec, survey: SurveyData, idata: xr.DataTree, out: Pat
             # would read it all once per block): the fit never holds every draw of every
             # ward's effects in memory. The data groups are the ones in hand, not read back
             # (the design twice is 50 MB at 242,000 respondents).
+            release_freed_memory()  # what writing the run folder freed
             lazy = idata.copy()
             lazy["posterior"] = xr.DataTree(open_posterior_group(posterior))
             result = loo_tables(restore_ward_effects(lazy), survey.frame)

@@ -12,11 +12,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import gc
 import sys
 
 
 def release_freed_memory() -> None:
     """Return freed heap memory to the operating system (glibc and Arrow; elsewhere a no-op)."""
+    # Arrays held only by reference cycles (xarray and dask objects make them) are freed
+    # first, so that what is trimmed includes them.
+    gc.collect()
     if sys.platform.startswith("linux"):
         # Not glibc (musl has no malloc_trim): nothing to hand back this way.
         with contextlib.suppress(OSError, AttributeError):
