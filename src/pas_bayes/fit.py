@@ -354,7 +354,7 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
         The command line, recorded in provenance.
     loo
         Compute pointwise PSIS-LOO for ``pas-bayes compare`` from the written draws, a
-        block of wards at a time (about 16 s at a full year); skipped for weighted models.
+        block of wards at a time (about 30 s at a full year, 70 s at five); skipped for weighted models.
 
     Returns
     -------
