@@ -28,8 +28,9 @@ t0 <- Sys.time()
 code_model <- brm(f, data = d, family = bernoulli("logit"), prior = priors, chains = 0, backend = "rstan",
                   silent = 2)
 t1 <- Sys.time()
+# adapt_delta 0.8: Stan's default, the target acceptance every other job in the run samples at.
 model <- update(code_model, recompile = FALSE, chains = chains, cores = min(chains, parallel::detectCores()),
-                iter = warmup + draws, warmup = warmup, seed = seed, control = list(adapt_delta = 0.9),
+                iter = warmup + draws, warmup = warmup, seed = seed, control = list(adapt_delta = 0.8),
                 refresh = 0, silent = 2)
 t2 <- Sys.time()
 mon <- rstan::monitor(model$fit, print = FALSE, warmup = 0)
