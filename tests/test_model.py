@@ -80,20 +80,25 @@ def test_a_further_demographic_named_in_the_spec_gets_its_own_random_intercept(s
 
 
 
+@pytest.mark.parametrize("centred", [False, True])
 @pytest.mark.parametrize("prior", [{"dist": "Normal", "mu": 0.2, "sigma": 1.0},
                                    {"dist": "StudentT", "nu": 4.0, "mu": -0.1, "sigma": 0.7}])
-def test_london_effects_sampled_as_the_borough_average_keep_the_plain_prior(frame, prior):
+def test_london_effects_sampled_as_the_borough_average_keep_the_plain_prior(frame, prior, centred):
     """Sampling the boroughs' average apart is a change of variables: the log density of the
     new coordinates equals that of the plain ``beta ~ prior, z_b ~ Normal(0, 1)`` form at the
-    same effects, up to one constant."""
+    same effects (``a_b ~ Normal(0, sd)`` when the boroughs are centred), up to one constant."""
     from scipy import stats
 
-    spec = spec_from_dict({"model": {"name": "t"}, "priors": {"driver_effect": prior}})
+    model_table = {"name": "t", **({"centred": ["borough"]} if centred else {})}
+    spec = spec_from_dict({"model": model_table, "priors": {"driver_effect": prior}})
     model = build_model(spec, frame)
     free = {v.name for v in model.free_RVs}
     assert {"beta_borough_mean", "intercept_borough_mean"} <= free and "beta" not in free
-    changed = [model[n] for n in ("z_borough_intercept_dev", "z_borough_intercept_mean", "z_borough_slope_dev",
-                                  "z_borough_slope_mean", "beta_borough_mean", "intercept_borough_mean")]
+    parts = ("borough_intercept_dev", "borough_intercept_mean", "borough_slope_by_driver_dev",
+             "borough_slope_by_driver_mean") if centred else \
+        ("z_borough_intercept_dev", "z_borough_intercept_mean", "z_borough_slope_dev", "z_borough_slope_mean")
+    assert set(parts) <= free and not {"borough_intercept", "borough_slope_dev"} & free
+    changed = [model[n] for n in (*parts, "beta_borough_mean", "intercept_borough_mean")]
     new_terms = model.compile_logp(vars=changed)
     def at_point(*names):  # the variables' values at a point of the value variables
         outs = model.replace_rvs_by_values([model[n] for n in names])
@@ -110,6 +115,8 @@ def test_london_effects_sampled_as_the_borough_average_keep_the_plain_prior(fram
         beta, alpha, a, u, sd0, sd = effects(point)
         plain = (family.logpdf(beta).sum() + stats.norm(0.0, 1.5).logpdf(alpha)
                  + stats.norm().logpdf(a / sd0).sum() + stats.norm().logpdf(u / sd).sum())
+        if centred:  # the density of the effects themselves, not of their standardised z
+            plain -= len(a) * np.log(sd0) + len(a) * np.log(sd).sum()
         gaps.append(new_terms(point) - plain)
     assert np.ptp(gaps) < 1e-8
     # The stored average is the boroughs' average effect.

@@ -188,7 +188,9 @@ def test_centred_levels_are_named_effects_and_refused_with_correlation(survey_pa
     frame = read_survey(survey_path, spec).frame
     model = build_model(spec, frame)
     free = {v.name for v in model.free_RVs}
-    assert {"borough_intercept", "borough_slope_dev"} <= free and "z_borough_intercept" not in free
+    # Centred, the boroughs' average still sampled apart (for the London effects).
+    assert {"borough_intercept_dev", "borough_slope_by_driver_dev", "borough_slope_by_driver_mean"} <= free
+    assert not {"z_borough_intercept_dev", "borough_intercept", "borough_slope_dev"} & free
     assert np.isfinite(model.compile_logp()(model.initial_point()))
     with pytest.raises(SpecError, match="both centred and correlated"):
         dataclasses.replace(spec, correlated=("borough",))
@@ -302,9 +304,9 @@ def test_survey_table_is_categorical_and_merges_cells_that_read_the_same(survey_
 
 def test_auto_centres_small_groupings_the_data_inform_well(survey_path):
     """``centred = "auto"``: a year or demographic of 3+ levels whose median level has
-    CENTRED_FROM respondents is centred, a 2-level one from CENTRED_FROM_TWO_LEVELS; a thin one,
-    boroughs and wards are not."""
-    from pas_bayes.model import CENTRED_FROM, CENTRED_FROM_TWO_LEVELS, centred_groupings
+    CENTRED_FROM respondents is centred, a 2-level one from CENTRED_FROM_TWO_LEVELS, boroughs
+    from CENTRED_BOROUGH_FROM a borough; a thin one and wards are not."""
+    from pas_bayes.model import CENTRED_BOROUGH_FROM, CENTRED_FROM, CENTRED_FROM_TWO_LEVELS, centred_groupings
 
     spec = ModelSpec(name="x")
     assert spec.centred == "auto"
@@ -323,6 +325,11 @@ def test_auto_centres_small_groupings_the_data_inform_well(survey_path):
     assert centred_groupings(spec, bigger) == {"ethnicity", "age", "sex"}
     free = {v.name for v in build_model(spec, big).free_RVs}
     assert {"year_intercept", "effect_age", "effect_ethnicity", "z_sex", "z_ward_intercept"} <= free
+    # Boroughs from CENTRED_BOROUGH_FROM respondents a borough (not at five years' 2,000).
+    for share, centred in ((0.5, False), (1.2, True)):
+        many = frame.sample(n=int(share * 32 * CENTRED_BOROUGH_FROM), replace=True, random_state=5)
+        assert ("borough" in centred_groupings(spec, many)) is centred
+        assert "borough" not in centred_groupings(dataclasses.replace(spec, correlated=("borough",)), many)
     # A list in the spec is taken as it is; an empty one centres nothing.
     assert centred_groupings(dataclasses.replace(spec, centred=()), big) == frozenset()
     assert centred_groupings(dataclasses.replace(spec, centred=("sex",)), big) == {"sex"}

@@ -30,9 +30,10 @@ The model (respondent i in ward w within borough b, year t, drivers x):
 Borough and ward effects are non-centred (``z * sd``, or ``z @ L.T * sd`` when
 correlated) unless the spec lists the level under ``centred``: with ~20
 respondents a ward the likelihood is weak and the centred form gives funnels
-(centring the boroughs was measured worse too: ``benchmarks/README.md``). The
-small crossed groupings (year, demographics) are centred when the data inform
-their levels well (``centred = "auto"``, :func:`centred_groupings`). The London
+(centring the boroughs of a year's survey, 400 a borough, was measured worse too:
+``benchmarks/README.md``). The small crossed groupings (year, demographics), and
+the boroughs of very large surveys, are centred when the data inform their levels
+well (``centred = "auto"``, :func:`centred_groupings`). The London
 intercept and effects are sampled as the boroughs' average (:func:`_london_effect`).
 All of these choose the sampler's coordinates, not the model.
 Survey weights (``weights``) multiply each respondent's log-likelihood
@@ -128,8 +129,12 @@ def _group_effects(level: str, dim: str, slope_dim: str | None, slope_names: lis
     """
     sd0 = _prior(f"sd_{level}_intercept", spec.prior(intercept_prior))
     if not slope_names and level in centred:
-        a = pm.Normal(f"{level}_intercept", 0.0, sd0, dims=dim)
-        return GroupEffects(a, None, _std_normal_logp((a / sd0)[:, None], 1) - pt.log(sd0))
+        if mean_apart:
+            a0, a_mean = _mean_apart(f"{level}_intercept", dim, None, sigma=sd0)
+            a = pm.Deterministic(f"{level}_intercept", a0, dims=dim)
+        else:
+            a, a_mean = pm.Normal(f"{level}_intercept", 0.0, sd0, dims=dim), None
+        return GroupEffects(a, None, _std_normal_logp((a / sd0)[:, None], 1) - pt.log(sd0), intercept_mean=a_mean)
     if not slope_names:
         if mean_apart:
             z0, z0_mean = _mean_apart(f"z_{level}_intercept", dim, None)
@@ -152,11 +157,19 @@ def _group_effects(level: str, dim: str, slope_dim: str | None, slope_names: lis
         log_det = pt.log(pt.diagonal(chol)).sum() + pt.log(scales).sum()
         return GroupEffects(a, u, _std_normal_logp(z, 1) - log_det)
     if level in centred:
-        a = pm.Normal(f"{level}_intercept", 0.0, sd0, dims=dim)
-        u = pm.Normal(f"{level}_slope_dev", 0.0, sd, dims=(dim, slope_dim))
+        if mean_apart:
+            # Centred, with the groups' average apart, as the non-centred form below keeps it.
+            a0, a_mean = _mean_apart(f"{level}_intercept", dim, None, sigma=sd0)
+            u_t, u_mean = _mean_apart(f"{level}_slope_by_driver", dim, slope_dim, sigma=sd)
+            a = pm.Deterministic(f"{level}_intercept", a0, dims=dim)
+            u = pm.Deterministic(f"{level}_slope_dev", u_t.T, dims=(dim, slope_dim))
+        else:
+            a_mean = u_mean = None
+            a = pm.Normal(f"{level}_intercept", 0.0, sd0, dims=dim)
+            u = pm.Normal(f"{level}_slope_dev", 0.0, sd, dims=(dim, slope_dim))
         log_prior = (_std_normal_logp((a / sd0)[:, None], 1) + _std_normal_logp(u / sd, 1)
                      - pt.log(sd0) - pt.log(sd).sum())
-        return GroupEffects(a, u, log_prior)
+        return GroupEffects(a, u, log_prior, intercept_mean=a_mean, slopes_mean=u_mean)
     if mean_apart:
         z0, z0_mean = _mean_apart(f"z_{level}_intercept", dim, None)
         z_t, z_mean = _mean_apart(f"z_{level}_slope", dim, slope_dim)
@@ -173,18 +186,21 @@ def _group_effects(level: str, dim: str, slope_dim: str | None, slope_names: lis
     return GroupEffects(a, u, log_prior)
 
 
-def _mean_apart(name: str, dim: str, by: str | None) -> tuple[pt.TensorVariable, pt.TensorVariable]:
-    """Independent standard normals over ``dim`` (per ``by``), as their mean plus the rest.
+def _mean_apart(name: str, dim: str, by: str | None,
+                sigma: float | pt.TensorVariable = 1.0) -> tuple[pt.TensorVariable, pt.TensorVariable]:
+    """Independent normals of scale ``sigma`` over ``dim`` (per ``by``), as their mean plus the rest.
 
-    ``z = rest + mean`` with ``rest`` zero-sum standard normal and ``mean ~ Normal(0, 1/sqrt(G))``
-    is exactly ``G`` independent standard normals: the same prior, with the groups' average
-    one coordinate instead of a direction shared by all ``G``. Returns ``(z, mean)``;
-    ``z`` is ``(by, dim)`` when ``by`` is given.
+    ``z = rest + mean`` with ``rest`` zero-sum normal of scale ``sigma`` and
+    ``mean ~ Normal(0, sigma/sqrt(G))`` is exactly ``G`` independent ``Normal(0, sigma)``:
+    the same prior, with the groups' average one coordinate instead of a direction shared
+    by all ``G``. ``sigma`` is 1 for non-centred ``z``, the group SD (one per ``by``) for
+    centred effects. Returns ``(z, mean)``; ``z`` is ``(by, dim)`` when ``by`` is given.
     """
     n = len(pm.modelcontext(None).coords[dim])
     dims = (by, dim) if by else (dim,)
-    rest = pm.ZeroSumNormal(f"{name}_dev", sigma=1.0, dims=dims)
-    mean = pm.Normal(f"{name}_mean", 0.0, 1.0 / np.sqrt(n), dims=by)
+    scale = sigma[:, None] if by and not isinstance(sigma, float) else sigma  # one SD per row of ``by``
+    rest = pm.ZeroSumNormal(f"{name}_dev", sigma=scale, dims=dims)
+    mean = pm.Normal(f"{name}_mean", 0.0, sigma / np.sqrt(n), dims=by)
     return rest + (mean[:, None] if by else mean), mean
 
 
@@ -243,10 +259,19 @@ CENTRED_FROM = 1000
 #: at five years (30,000 a level, +-0.02) the non-centred one did instead, along the ridge
 #: ``z * sd = difference`` at large SDs (``benchmarks/README.md``, *Mixing*).
 CENTRED_FROM_TWO_LEVELS = 15000
+#: Boroughs are centred from this many respondents a borough (their average kept apart, as
+#: non-centred). A year's 400 and five years' 2,000 a borough sample cleanly non-centred; at
+#: 8,000 a borough the non-centred borough intercepts funnelled (R-hat 1.09 on their SD,
+#: ``benchmarks/README.md``, *Mixing*). Wards (a few hundred at most) stay non-centred.
+CENTRED_BOROUGH_FROM = 4000
 
 
 def centred_groupings(spec: ModelSpec, frame: pd.DataFrame) -> frozenset[str]:
     """The groupings sampled centred: the spec's list, or with ``"auto"`` those the data inform well.
+
+    ``"auto"``: a year or demographic from :data:`CENTRED_FROM` respondents in its median
+    level (:data:`CENTRED_FROM_TWO_LEVELS` for two levels), the boroughs from
+    :data:`CENTRED_BOROUGH_FROM` in the median borough; never a correlated level or the wards.
 
     Parameters
     ----------
@@ -264,6 +289,8 @@ def centred_groupings(spec: ModelSpec, frame: pd.DataFrame) -> frozenset[str]:
         enough = CENTRED_FROM if len(counts) >= 3 else CENTRED_FROM_TWO_LEVELS
         if len(counts) >= 2 and counts.median() >= enough and g not in spec.correlated:
             chosen.add(g)
+    if frame["borough"].value_counts().median() >= CENTRED_BOROUGH_FROM and "borough" not in spec.correlated:
+        chosen.add("borough")
     return frozenset(chosen)
 
 

@@ -184,7 +184,9 @@ class ModelSpec:
         data: a small crossed grouping (year, a demographic) of 3 or more levels whose
         median level holds at least :data:`pas_bayes.model.CENTRED_FROM` respondents is
         centred, one of 2 levels (sex) from :data:`pas_bayes.model.CENTRED_FROM_TWO_LEVELS`
-        a level (five years of the survey), everything else non-centred. Either way the model (its prior and
+        a level (five years of the survey), the boroughs from
+        :data:`pas_bayes.model.CENTRED_BOROUGH_FROM` respondents a borough, everything
+        else non-centred. Either way the model (its prior and
         posterior) is the same; only the sampler's coordinates differ.
     demographic_slopes
         ``{group: [drivers]}``: those drivers' effects vary by the levels of the
