@@ -22,6 +22,11 @@ def test_run_folder_describes_itself(small_run, small_survey):
     assert prov["sampler"]["draws"] == 300 and prov["sampler"]["chains"] == 2
     assert {"pymc", "arviz", "nutpie", "numpy", "python"} <= set(prov["versions"])
     assert prov["wall_seconds"] > 0 and prov["command"][:2] == ["pas-bayes", "fit"]
+    # Where the wall time went: every phase timed, together no more than the whole.
+    phases = prov["phase_seconds"]
+    assert set(phases) == {"model_build", "compile", "sampling", "posterior_write", "psis_loo"}
+    assert min(phases.values()) >= 0 and phases["sampling"] == round(prov["sampling_seconds"], 2)
+    assert sum(phases.values()) <= prov["wall_seconds"] + 0.05
     assert run.exclusions["rows"].sum() == prov["data_rows"]
     assert set(run.idata.children) >= {"posterior", "sample_stats", "observed_data", "constant_data"}
     assert run.idata["posterior"].sizes["chain"] == 2 and run.idata["posterior"].sizes["draw"] == 300

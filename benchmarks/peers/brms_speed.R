@@ -33,8 +33,9 @@ model <- update(code_model, recompile = FALSE, chains = chains, cores = min(chai
                 iter = warmup + draws, warmup = warmup, seed = seed, control = list(adapt_delta = 0.8),
                 refresh = 0, silent = 2)
 t2 <- Sys.time()
-mon <- rstan::monitor(model$fit, print = FALSE, warmup = 0)
-mon <- mon[!(rownames(mon) %in% c("lp__")), ]
+# monitor() returns a "simsummary", whose [ method wants both indices: take it as a plain table.
+mon <- as.data.frame(rstan::monitor(model$fit, print = FALSE, warmup = 0))
+mon <- mon[rownames(mon) != "lp__", , drop = FALSE]
 res <- list(compile_s = as.numeric(difftime(t1, t0, units = "secs")),
             sampling_wall_s = as.numeric(difftime(t2, t1, units = "secs")),
             min_ess_bulk = min(mon$Bulk_ESS, na.rm = TRUE), min_ess_tail = min(mon$Tail_ESS, na.rm = TRUE),

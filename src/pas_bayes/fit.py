@@ -373,20 +373,26 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
     model = build_model(spec, survey.frame)
     # What reading the survey freed goes back to the system before sampling adds its own.
     release_freed_memory()
+    phases = {"model_build": time.perf_counter() - clock}
     out.parent.mkdir(parents=True, exist_ok=True)
     # Draws stream to disk beside the run and are read back from there: memory stays flat
     # however long the chains. The folder goes once the run folder is written.
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.trace-") as trace_dir:
         store = Path(trace_dir) / "trace.zarr" if spec.sampler.name in ("nutpie", "advi") else None
+        before = time.perf_counter()
         idata = sample_posterior(model, spec, progressbar=progressbar, var_names=stored_variables(model),
                                  trace_store=store)
         release_freed_memory()
+        attrs = idata["posterior"].attrs
+        phases["compile"] = float(attrs.get("compile_time", 0.0))
+        phases["sampling"] = float(attrs.get("sampling_time", time.perf_counter() - before - phases["compile"]))
         return _write_fit(spec, survey, idata, out, force=force, command=command, loo=loo, started=started,
-                          clock=clock)
+                          clock=clock, phases=phases)
 
 
 def _write_fit(spec: ModelSpec, survey: SurveyData, idata: xr.DataTree, out: Path, *, force: bool,
-               command: list[str] | None, loo: bool, started: datetime, clock: float) -> Path:
+               command: list[str] | None, loo: bool, started: datetime, clock: float,
+               phases: dict[str, float] | None = None) -> Path:
     if "observed_data" not in idata.children or not idata["observed_data"].data_vars:
         # A weighted model observes through a Potential; record the answers all the same.
         observed = idata["constant_data"].to_dataset()["y_observed"].rename(spec.outcome)
@@ -410,12 +416,15 @@ def _write_fit(spec: ModelSpec, survey: SurveyData, idata: xr.DataTree, out: Pat
             # ward's effects in memory. The data groups are the ones in hand, not read back
             # (the design twice is 50 MB at 242,000 respondents).
             release_freed_memory()  # what writing the run folder freed
+            begun = time.perf_counter()
             lazy = idata.copy()
             lazy["posterior"] = xr.DataTree(open_posterior_group(posterior))
             result = loo_tables(restore_ward_effects(lazy), survey.frame)
             release_freed_memory()
+            done = time.perf_counter()
+            timed = {**provenance["phase_seconds"], "psis_loo": round(done - begun, 2)}
             return ({"loo.csv": result.respondents, "loo_wards.csv": result.wards},
-                    {"loo": result.summary, "wall_seconds": round(time.perf_counter() - clock, 2)})
+                    {"loo": result.summary, "wall_seconds": round(done - clock, 2), "phase_seconds": timed})
     wall = time.perf_counter() - clock
 
     provenance = {
@@ -429,6 +438,8 @@ def _write_fit(spec: ModelSpec, survey: SurveyData, idata: xr.DataTree, out: Pat
         **run_provenance(spec, idata, wall, command),
         "approximate": approximate,
         "loo": loo_summary,
+        # Where the wall time went (seconds); the run folder's writing is added as it is timed.
+        "phase_seconds": {k: round(v, 2) for k, v in (phases or {}).items()},
     }
     idata.attrs.update({"pas_bayes_spec_sha256": spec.digest(), "pas_bayes_data_sha256": survey.sha256})
     return write_run_folder(out, idata, spec.to_dict(), provenance, tables=tables, spec_source=spec.source,
@@ -470,11 +481,16 @@ def write_run_folder(out: Path, idata: xr.DataTree, spec_table: dict[str, Any], 
             # zarr 3 warns that consolidated metadata is not in its spec; ArviZ reads it fine.
             warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
             # Large variables are dask arrays: written a block at a time, one block after another.
+            begun = time.perf_counter()
             with dask.config.set(scheduler="synchronous"):
                 idata.to_zarr(tmp / POSTERIOR, mode="w")
+        write_seconds = round(time.perf_counter() - begun, 2)
         if derive is not None:
             more_tables, more_provenance = derive(tmp / POSTERIOR)
             tables, provenance = {**tables, **more_tables}, {**provenance, **more_provenance}
+        if isinstance(provenance.get("phase_seconds"), dict):
+            provenance = {**provenance, "phase_seconds": {**provenance["phase_seconds"],
+                                                          "posterior_write": write_seconds}}
         (tmp / "spec.json").write_text(json.dumps(spec_table, indent=1) + "\n")
         if spec_source and Path(spec_source).is_file():
             shutil.copyfile(spec_source, tmp / "spec.toml")
