@@ -354,3 +354,37 @@ def test_loo_on_at_most_max_draws_is_loo_of_every_kth_draw_of_each_chain(small_r
     full = loo_tables(run.idata, frame, max_draws=None)
     assert full.summary["respondent"]["n_draws"] == total
     assert not np.allclose(full.respondents["elpd_loo"], capped.respondents["elpd_loo"])
+
+
+def test_blocks_from_a_store_of_whole_wards_read_each_stored_chunk_once(tmp_path, monkeypatch):
+    """A trace store chunked by draws with every ward in a chunk (nutpie's layout), cut into
+    blocks of wards for the run folder: each stored chunk is read once, not once per block of
+    wards, and every value lands where it was."""
+    import dask
+    import zarr.storage
+
+    import pas_bayes.fit as fit
+
+    monkeypatch.setattr(fit, "IN_MEMORY_BYTES", 0)  # every variable large enough to be blocked
+    rng = np.random.default_rng(4)
+    values = rng.standard_normal((2, 64, 100, 3))
+    ds = xr.Dataset({"z_ward_slope": (("chain", "draw", "ward", "ward_driver"), values)})
+    ds.to_zarr(tmp_path / "trace.zarr", encoding={"z_ward_slope": {"chunks": (1, 16, 100, 3)}})
+    reads: list[str] = []
+    get = zarr.storage.LocalStore.get
+
+    async def counting_get(self, key, *args, **kwargs):
+        reads.append(key)
+        return await get(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "get", counting_get)
+    lazy = xr.open_dataset(tmp_path / "trace.zarr", engine="zarr", chunks=None)
+    assert lazy["z_ward_slope"].chunks is None  # read lazily, as nutpie's trace is
+    monkeypatch.setattr(fit, "DRAW_BLOCK", 32)
+    monkeypatch.setattr(fit, "WARD_BLOCK", 10)
+    blocked = fit._in_blocks(lazy)
+    assert blocked["z_ward_slope"].chunks[2] == (10,) * 10
+    with dask.config.set(scheduler="synchronous"):
+        assert np.array_equal(blocked["z_ward_slope"].values, values)
+    chunk_reads = [k for k in reads if k.startswith("z_ward_slope/c/")]
+    assert len(chunk_reads) == len(set(chunk_reads)) == 2 * 4  # 2 chains x 4 chunks of 16 draws

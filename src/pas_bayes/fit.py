@@ -229,6 +229,12 @@ def _in_blocks(ds: xr.Dataset) -> xr.Dataset:
             out[name] = da.load()
         else:
             blocks = {"chain": 1, "draw": DRAW_BLOCK, **({"ward": WARD_BLOCK} if "ward" in da.dims else {})}
+            source = da.encoding.get("preferred_chunks")
+            if da.chunks is None and source:
+                # Read each stored chunk once and cut it into blocks: a block read straight from
+                # a store whose chunks hold every ward (nutpie's: 16 draws x all wards) reads
+                # those chunks whole once per block of wards, 22 times over at a year.
+                da = da.chunk({d: source.get(d, -1) for d in da.dims})
             out[name] = da.chunk(blocks)
             # The source's own zarr chunking would clash with these blocks when written.
             out[name].encoding = {}
