@@ -6,6 +6,7 @@ pas_bayes frames; prints every rise or fall of ``--step`` MB with where it happe
 the peak. Short chains (``--spec``) are enough: what grows with respondents shows anyway.
 
     .venv/bin/python benchmarks/memory_trace.py --size 256k --spec benchmarks/specs/full_year_trace.toml
+    .venv/bin/python benchmarks/memory_trace.py --size 5y --approximate
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=8080)
     parser.add_argument("--spec", default=str(SPEC))
     parser.add_argument("--step", type=int, default=25, help="report changes of at least this many MB")
+    parser.add_argument("--approximate", action="store_true", help="trace the ADVI preview, not NUTS")
     args = parser.parse_args()
     main_thread = threading.main_thread().ident
-    trace: list[tuple[int, str]] = []
+    trace: list[tuple[int, str, float]] = []
+    start = time.perf_counter()
 
     def watch() -> None:
         while True:
@@ -46,24 +49,24 @@ def main() -> None:
             stack = traceback.extract_stack(frame) if frame else []
             where = [f"{f.filename.split('/')[-1]}:{f.lineno}" for f in stack
                      if "pas_bayes" in f.filename or "speed_vs_peers" in f.filename][-4:]
-            trace.append((_rss_mb(), " > ".join(where)))
+            trace.append((_rss_mb(), " > ".join(where), time.perf_counter() - start))
             time.sleep(0.01)
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data = make_survey(args.size, args.seed, work / "data")
         threading.Thread(target=watch, daemon=True).start()
-        job_pas_bayes(data, work / "job", args.seed, work / "moments.json", approximate=False,
+        job_pas_bayes(data, work / "job", args.seed, work / "moments.json", approximate=args.approximate,
                       spec_path=Path(args.spec))
         time.sleep(0.05)
         shutil.rmtree(work / "job", ignore_errors=True)
     last = trace[0][0]
-    for rss, where in trace:
+    for rss, where, at in trace:
         if abs(rss - last) >= args.step:
-            print(f"{rss:6d} MB {rss - last:+5d}  {where}")
+            print(f"{at:7.1f} s {rss:6d} MB {rss - last:+5d}  {where}")
             last = rss
-    peak = max(rss for rss, _ in trace)
-    print(f"peak {peak} MB at {next(where for rss, where in trace if rss == peak)}")
+    peak = max(rss for rss, _, _ in trace)
+    print(f"peak {peak} MB at {next(where for rss, where, _ in trace if rss == peak)}")
 
 
 if __name__ == "__main__":
