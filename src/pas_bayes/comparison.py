@@ -22,7 +22,6 @@ estimate with its own Pareto k, reported beside it.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import xarray as xr
-from arviz_stats import loo
+from arviz_stats import ess
 from scipy.special import log_expit, logsumexp
 
+from pas_bayes import psis
 from pas_bayes.errors import QueryError
 from pas_bayes.predictions import Posterior, draws, load_posterior
 
@@ -54,21 +54,23 @@ class LooResult:
     summary: dict[str, Any]
 
 
-def _psis_columns(flat: np.ndarray, posterior: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """ArviZ's PSIS-LOO of each column of a (draws, points) log-likelihood matrix, chain-major
-    draws: each point's ELPD, Pareto k and log pointwise predictive density, and ArviZ's
-    threshold of a good k for this many draws."""
-    chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
-    log_lik = xr.DataArray(flat.reshape(chains, n_draws, -1), dims=("chain", "draw", "point"))
-    tree = xr.DataTree.from_dict({"posterior": posterior, "log_likelihood": xr.Dataset({"y": log_lik})})
-    with warnings.catch_warnings():
-        # ArviZ warns once per call, and a fit makes hundreds of calls (a chunk of respondents
-        # each): the k of every respondent and ward is kept instead, and the run's diagnostics
-        # table counts those over 0.7 with what to do about them.
-        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto", category=UserWarning)
-        result = loo(tree, pointwise=True, var_name="y")
+def _psis_columns(flat: np.ndarray, r_eff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """PSIS-LOO of each column of a (draws, points) log-likelihood matrix, as ArviZ computes
+    it (:mod:`pas_bayes.psis`, many points at once): each point's ELPD, Pareto k and log
+    pointwise predictive density, and the threshold of a good k for this many draws."""
+    elpd, k = psis.psis_loo_points(flat, r_eff)
     lppd = logsumexp(flat, axis=0) - np.log(flat.shape[0])
-    return np.asarray(result.elpd_i.values), np.asarray(result.pareto_k.values), lppd, float(result.good_k)
+    return elpd, k, lppd, psis.good_k(flat.shape[0])
+
+
+def relative_ess(posterior: xr.Dataset) -> float:
+    """The draws' relative effective sample size as ArviZ's ``loo`` takes it: the mean
+    ``ess(method="mean")`` of the posterior's variables over the number of draws."""
+    if posterior.sizes["chain"] == 1:
+        return 1.0
+    stat = ess(xr.DataTree.from_dict({"posterior": posterior}), method="mean")
+    values = np.hstack([stat[v].values.ravel() for v in stat.data_vars])
+    return float(values.mean() / (posterior.sizes["chain"] * posterior.sizes["draw"]))
 
 
 def _loo_totals(elpd: np.ndarray, lppd: np.ndarray, good_k: float, n_samples: int) -> dict[str, float]:
@@ -123,8 +125,8 @@ def pointwise_log_likelihood(idata: xr.DataTree, obs: slice | None = None,
 
 
 #: Respondents whose log-likelihood is held in memory at once in :func:`loo_tables`
-#: (100 x 4,000 draws is 3 MB, whatever the size of the survey; ArviZ's PSIS peaks at 6 times that).
-LOO_CHUNK = 100
+#: (400 x 4,000 draws is 13 MB, whatever the size of the survey; PSIS holds a few times that).
+LOO_CHUNK = 400
 #: Bytes of per-ward draws (intercepts and slopes of every draw) read at once in
 #: :func:`loo_tables`: about 50 wards of 4,000 draws (:data:`LOO_MAX_DRAWS`), whatever the
 #: number of wards.
@@ -168,7 +170,8 @@ def loo_tables(idata: xr.DataTree, frame: pd.DataFrame, *, chunk: int = LOO_CHUN
     post_ds = idata["posterior"]
     chains, n_draws = post_ds.sizes["chain"], post_ds.sizes["draw"]
     n_samples = chains * n_draws
-    posterior = idata["posterior"].to_dataset()[["beta"]].compute()
+    # The tail length of every point's PSIS fit is set by the London effects' relative ESS.
+    r_eff = relative_ess(idata["posterior"].to_dataset()[["beta"]].compute())
     wards, ward_idx = np.unique(frame["ward"].to_numpy(), return_inverse=True)
     n = len(frame)
     elpd_i, k_i, lppd_i = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
@@ -192,14 +195,14 @@ def loo_tables(idata: xr.DataTree, frame: pd.DataFrame, *, chunk: int = LOO_CHUN
                 part = block.respondents(slice(start, start + chunk))
                 rows, m = part.rows, part.rows.size
                 flat = pointwise_log_likelihood(idata, post=part).values.reshape(-1, m)
-                elpd_i[rows], k_i[rows], lppd_i[rows], good_k = _psis_columns(flat, posterior)
+                elpd_i[rows], k_i[rows], lppd_i[rows], good_k = _psis_columns(flat, r_eff)
                 members = block_ward_of[start:start + m]
                 indicator = sp.csr_matrix((np.ones(m), (np.arange(m), members)), shape=(m, block_wards.size))
                 by_ward += np.asarray((indicator.T @ flat.T).T)
             for cols in range(0, block_wards.size, chunk):
                 these = slice(cols, cols + chunk)
                 (elpd_w[block_wards[these]], k_w[block_wards[these]], lppd_w[block_wards[these]],
-                 good_k) = _psis_columns(by_ward[:, these], posterior)
+                 good_k) = _psis_columns(by_ward[:, these], r_eff)
     totals = _loo_totals(elpd_i, lppd_i, good_k, n_samples)
     ward_totals = _loo_totals(elpd_w, lppd_w, good_k, n_samples)
 
