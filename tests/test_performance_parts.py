@@ -388,3 +388,22 @@ def test_blocks_from_a_store_of_whole_wards_read_each_stored_chunk_once(tmp_path
         assert np.array_equal(blocked["z_ward_slope"].values, values)
     chunk_reads = [k for k in reads if k.startswith("z_ward_slope/c/")]
     assert len(chunk_reads) == len(set(chunk_reads)) == 2 * 4  # 2 chains x 4 chunks of 16 draws
+
+
+def test_small_variables_are_written_as_one_chunk_not_in_the_trace_stores(tmp_path):
+    """A variable held in memory goes to the run folder as one chunk, whatever chunks it was
+    read with (nutpie's 16 draws): reading it back is then one read, not one per 16 draws."""
+    import zarr
+
+    import pas_bayes.fit as fit
+
+    rng = np.random.default_rng(5)
+    values = rng.standard_normal((2, 64, 7))
+    xr.Dataset({"beta": (("chain", "draw", "driver"), values)}).to_zarr(
+        tmp_path / "trace.zarr", encoding={"beta": {"chunks": (1, 16, 7)}})
+    lazy = xr.open_dataset(tmp_path / "trace.zarr", engine="zarr", chunks=None)
+    assert lazy["beta"].encoding["chunks"] == (1, 16, 7)
+    fit._in_blocks(lazy).to_zarr(tmp_path / "run.zarr")
+    stored = zarr.open_array(tmp_path / "run.zarr" / "beta", mode="r")
+    assert stored.chunks == (2, 64, 7)
+    assert np.array_equal(stored[...], values)

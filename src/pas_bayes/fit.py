@@ -184,7 +184,10 @@ def _sample_nutpie(model: pm.Model, s: Any, *, progressbar: bool, var_names: lis
         post = idata["posterior"].to_dataset()
         post = post.drop_vars([k for k in post.data_vars if k in transformed])
         post = post.drop_vars([c for c in ("unconstrained_parameter",) if c in post.coords])
-        idata = xr.DataTree.from_dict({"posterior": _in_blocks(post), "sample_stats": stats.load()})
+        stats = stats.load()
+        for name in stats.data_vars:
+            _one_chunk(stats[name])
+        idata = xr.DataTree.from_dict({"posterior": _in_blocks(post), "sample_stats": stats})
     _add_data_groups(idata, model)
     idata["posterior"].attrs.update({"sampling_time": sampling_time, "compile_time": compile_time,
                                      "tuning_steps": s.tune,
@@ -225,13 +228,24 @@ WARD_BLOCK = 32
 IN_MEMORY_BYTES = 16 * 2**20
 
 
+def _one_chunk(da: xr.DataArray) -> xr.DataArray:
+    """``da`` to be written as one zarr chunk (a variable held in memory is read whole).
+
+    The encoding it was read with would otherwise be written again: nutpie's chunks of 16
+    draws made the run folder's small variables thousands of chunks, and reading them
+    back (PSIS-LOO, every summary) cost about 3 ms a chunk.
+    """
+    da.encoding = {"chunks": da.shape} if da.ndim else {}
+    return da
+
+
 def _in_blocks(ds: xr.Dataset) -> xr.Dataset:
     """Small variables loaded, large ones as dask arrays in blocks of one chain x
     :data:`DRAW_BLOCK` draws (x :data:`WARD_BLOCK` wards for per-ward variables)."""
     out = {}
     for name, da in ds.data_vars.items():
         if da.nbytes < IN_MEMORY_BYTES or "draw" not in da.dims:
-            out[name] = da.load()
+            out[name] = _one_chunk(da.load())
         else:
             blocks = {"chain": 1, "draw": DRAW_BLOCK, **({"ward": WARD_BLOCK} if "ward" in da.dims else {})}
             source = da.encoding.get("preferred_chunks")
