@@ -235,7 +235,8 @@ def _one_chunk(da: xr.DataArray) -> xr.DataArray:
     draws made the run folder's small variables thousands of chunks, and reading them
     back (PSIS-LOO, every summary) cost about 3 ms a chunk.
     """
-    da.encoding = {"chunks": da.shape} if da.ndim else {}
+    # (zarr chunks are at least 1 long, also along an empty dimension.)
+    da.encoding = {"chunks": tuple(max(1, n) for n in da.shape)} if da.ndim else {}
     return da
 
 
