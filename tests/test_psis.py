@@ -7,8 +7,9 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
-from arviz_stats import ess, loo
+from arviz_stats import loo
 
+from pas_bayes.comparison import relative_ess as _r_eff  # the r_eff ArviZ's loo takes
 from pas_bayes.psis import good_k, psis_loo_points
 
 
@@ -20,12 +21,6 @@ def _arviz(log_lik: np.ndarray, posterior: xr.Dataset) -> tuple[np.ndarray, np.n
         warnings.simplefilter("ignore")
         result = loo(tree, pointwise=True, var_name="y")
     return result.elpd_i.values, result.pareto_k.values, float(result.good_k)
-
-
-def _r_eff(posterior: xr.Dataset) -> float:
-    stat = ess(xr.DataTree.from_dict({"posterior": posterior}), method="mean")
-    values = np.hstack([stat[v].values.ravel() for v in stat.data_vars])
-    return float(values.mean() / (posterior.sizes["chain"] * posterior.sizes["draw"]))
 
 
 @pytest.mark.parametrize("chains, draws", [(4, 1000), (2, 50)])
