@@ -9,8 +9,8 @@ import pytest
 import xarray as xr
 from arviz_stats import loo
 
-from pas_bayes.comparison import relative_ess as _r_eff  # the r_eff ArviZ's loo takes
 from pas_bayes.psis import good_k, psis_loo_points
+from pas_bayes.psis import relative_ess as _r_eff  # the r_eff ArviZ's loo takes
 
 
 def _arviz(log_lik: np.ndarray, posterior: xr.Dataset) -> tuple[np.ndarray, np.ndarray, float]:

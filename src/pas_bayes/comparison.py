@@ -2,7 +2,7 @@
 
 At fit time (:func:`loo_tables`) the pointwise log-likelihood of every
 respondent is computed from the posterior (:func:`pointwise_log_likelihood`), and ArviZ's PSIS-LOO
-(``arviz_stats.loo``) gives each respondent's expected log predictive density
+(run over blocks of respondents by :mod:`pas_bayes.psis`) gives each respondent's expected log predictive density
 (``elpd_loo``) and Pareto k. The log-likelihood itself is not kept (12,800
 respondents x 6,000 draws is 600 MB a run); the pointwise results are, in the
 run folder's ``loo.csv`` and ``loo_wards.csv``. That is all a comparison needs:
@@ -31,7 +31,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import xarray as xr
-from arviz_stats import ess
 from scipy.special import log_expit, logsumexp
 
 from pas_bayes import psis
@@ -61,16 +60,6 @@ def _psis_columns(flat: np.ndarray, r_eff: float) -> tuple[np.ndarray, np.ndarra
     elpd, k = psis.psis_loo_points(flat, r_eff)
     lppd = logsumexp(flat, axis=0) - np.log(flat.shape[0])
     return elpd, k, lppd, psis.good_k(flat.shape[0])
-
-
-def relative_ess(posterior: xr.Dataset) -> float:
-    """The draws' relative effective sample size as ArviZ's ``loo`` takes it: the mean
-    ``ess(method="mean")`` of the posterior's variables over the number of draws."""
-    if posterior.sizes["chain"] == 1:
-        return 1.0
-    stat = ess(xr.DataTree.from_dict({"posterior": posterior}), method="mean")
-    values = np.hstack([stat[v].values.ravel() for v in stat.data_vars])
-    return float(values.mean() / (posterior.sizes["chain"] * posterior.sizes["draw"]))
 
 
 def _loo_totals(elpd: np.ndarray, lppd: np.ndarray, good_k: float, n_samples: int) -> dict[str, float]:
@@ -171,7 +160,7 @@ def loo_tables(idata: xr.DataTree, frame: pd.DataFrame, *, chunk: int = LOO_CHUN
     chains, n_draws = post_ds.sizes["chain"], post_ds.sizes["draw"]
     n_samples = chains * n_draws
     # The tail length of every point's PSIS fit is set by the London effects' relative ESS.
-    r_eff = relative_ess(idata["posterior"].to_dataset()[["beta"]].compute())
+    r_eff = psis.relative_ess(idata["posterior"].to_dataset()[["beta"]].compute())
     wards, ward_idx = np.unique(frame["ward"].to_numpy(), return_inverse=True)
     n = len(frame)
     elpd_i, k_i, lppd_i = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)

@@ -14,6 +14,8 @@ ArviZ's pointwise ELPD and Pareto k (``tests/test_psis.py``), heavy tails includ
 from __future__ import annotations
 
 import numpy as np
+import xarray as xr
+from arviz_stats import ess
 from scipy.special import logsumexp
 
 #: Points smoothed together: the generalised Pareto fit holds (about 45 x tail draws x
@@ -25,6 +27,16 @@ def good_k(n_samples: int) -> float:
     """The Pareto k above which a PSIS estimate from ``n_samples`` draws is unreliable
     (``min(1 - 1/log10(S), 0.7)``, as ArviZ reports it)."""
     return min(1 - 1 / np.log10(n_samples), 0.7) if n_samples > 1 else 0.7
+
+
+def relative_ess(posterior: xr.Dataset) -> float:
+    """The draws' relative effective sample size as ArviZ's ``loo`` takes it: the mean
+    ``ess(method="mean")`` of the posterior's variables over the number of draws."""
+    if posterior.sizes["chain"] == 1:
+        return 1.0
+    stat = ess(xr.DataTree.from_dict({"posterior": posterior}), method="mean")
+    values = np.hstack([stat[v].values.ravel() for v in stat.data_vars])
+    return float(values.mean() / (posterior.sizes["chain"] * posterior.sizes["draw"]))
 
 
 def tail_length(n_samples: int, r_eff: float) -> int:
