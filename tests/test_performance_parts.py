@@ -62,6 +62,33 @@ def test_fused_likelihood_equals_pymc_bernoulli_in_value_and_gradient(mode):
     assert np.isfinite(lp).all()
 
 
+def test_fused_likelihood_is_exact_to_rounding_over_the_whole_range():
+    """The Numba loop's own exp and log (written out to vectorise) against long-double NumPy, -800 to 800."""
+    rng = np.random.default_rng(11)
+    # Dense where answers are (|eta| < 10), every binade out to where exp underflows, the
+    # points where the reductions switch (k changes at odd multiples of ln(2) / 2; log's
+    # branch at t = sqrt(2) - 1) and their neighbours, and the tiny and zero values.
+    binades = 2.0 ** np.arange(-60, 10)
+    switches = np.concatenate([(np.arange(1, 2200, 2) * np.log(2) / 2), [-np.log(np.sqrt(2) - 1)]])
+    eta_value = np.concatenate([rng.uniform(-10, 10, 20000), binades, -binades, switches, -switches,
+                                np.nextafter(switches, 0), -np.nextafter(switches, 0),
+                                [0.0, -0.0, 5e-324, 744.0, -744.0, 746.0, -746.0, 800.0, -800.0]])
+    y = (rng.random(eta_value.size) < 0.5).astype("float64")
+    eta = pt.vector("eta")
+    f = pytensor.function([eta], list(bernoulli_logit(pt.as_tensor(y), eta)), mode="NUMBA")
+    lp_value, slope_value = f(eta_value)
+    # The truth in 80-bit long doubles, in forms without cancellation.
+    e = eta_value.astype(np.longdouble)
+    exact_lp = np.where(y == 1, -np.log1p(np.exp(-e)), -np.log1p(np.exp(e)))
+    exact_slope = np.where(y == 1, 1 / (1 + np.exp(e)), -1 / (1 + np.exp(-e)))
+    # A few units in the last place (absolute below the smallest normal double, where the
+    # answers themselves are subnormal).
+    for ours, exact in ((lp_value, exact_lp), (slope_value, exact_slope)):
+        error = np.abs(ours - exact)
+        allowed = np.maximum(4 * np.finfo(float).eps * np.abs(exact), 4 * np.finfo(float).tiny)
+        assert np.all(error <= allowed), eta_value[error > allowed][:5]
+
+
 def test_fused_likelihood_second_output_has_a_true_gradient():
     """Differentiating the slope output too (second order) matches finite differences."""
     eta = pt.vector("eta")
