@@ -6,4 +6,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/setup.sh"
 cd "$root"
 .venv/bin/ruff check src tests benchmarks validation
-.venv/bin/python -m pytest "$@"
+# Two processes, one a core: compiling each model (most of the suite's time) is
+# single-threaded. A file's tests stay in one process (its fixtures are made once).
+# Pass `-n 0` to run in this process (e.g. for a debugger).
+.venv/bin/python -m pytest -n 2 --dist loadfile "$@"
