@@ -434,3 +434,16 @@ def test_small_variables_are_written_as_one_chunk_not_in_the_trace_stores(tmp_pa
     stored = zarr.open_array(tmp_path / "run.zarr" / "beta", mode="r")
     assert stored.chunks == (2, 64, 7)
     assert np.array_equal(stored[...], values)
+
+
+def test_small_variables_load_whatever_dask_scheduler_was_left_as_the_default():
+    """A sweep's Client can leave dask's default scheduler set to one no longer running."""
+    import dask
+    import dask.array as da
+
+    from pas_bayes.fit import _in_blocks
+
+    ds = xr.Dataset({"beta": (("chain", "draw"), da.ones((2, 10), chunks=(1, 5)))})
+    with dask.config.set(scheduler="dask.distributed"):  # no Client active
+        loaded = _in_blocks(ds)
+    assert isinstance(loaded["beta"].data, np.ndarray) and loaded["beta"].values.sum() == 20

@@ -165,7 +165,9 @@ def test_a_sweep_survives_a_killed_worker_and_a_failing_task_and_resumes(cluster
         result=run_sweep(sweep, out, scheduler=cluster.scheduler_address, progress=None, progress_every=2)))
     thread.start()
     killed = None
-    with Client(cluster.scheduler_address) as client:
+    # Only to watch and kill: not the default client, whose set-up and restoring of dask's
+    # global scheduler would interleave with the sweep's own client in the other thread.
+    with Client(cluster.scheduler_address, set_as_default=False) as client:
         deadline = time.time() + 240
         while killed is None and time.time() < deadline and thread.is_alive():
             executing = client.run(lambda dask_worker: [str(t.key) for t in dask_worker.state.executing])

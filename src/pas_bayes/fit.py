@@ -246,7 +246,9 @@ def _in_blocks(ds: xr.Dataset) -> xr.Dataset:
     out = {}
     for name, da in ds.data_vars.items():
         if da.nbytes < IN_MEMORY_BYTES or "draw" not in da.dims:
-            out[name] = _one_chunk(da.load())
+            # In this thread, whatever dask scheduler a caller (a sweep's Client) left as the default.
+            with dask.config.set(scheduler="synchronous"):
+                out[name] = _one_chunk(da.load())
         else:
             blocks = {"chain": 1, "draw": DRAW_BLOCK, **({"ward": WARD_BLOCK} if "ward" in da.dims else {})}
             source = da.encoding.get("preferred_chunks")
