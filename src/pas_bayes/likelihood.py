@@ -77,10 +77,10 @@ bernoulli_logit = BernoulliLogit()
 
 
 # exp(-a) and log(1 + t) written out as arithmetic so that LLVM vectorises the loop below
-# (libm's exp and log are calls it cannot vectorise: at five years, 64,000 respondents, the
-# loop took 1,040 us a gradient through libm and about 380 us written out; measured in
-# benchmarks/where_time_goes.py). Both are the textbook reductions, accurate to a few
-# units in the last place over the whole range (tested against NumPy's exp and log1p).
+# (libm's exp and log are calls it cannot vectorise: at 60,000 respondents, five years, the
+# loop took 1,040 us through libm and about 300 us written out, timed on its own; the whole
+# gradient in benchmarks/where_time_goes.py). Both are the textbook reductions, accurate to
+# a few units in the last place over the whole range (tested against long-double NumPy).
 _LN2 = 0.6931471805599453
 _LN2_HI = 6.93147180369123816490e-01  # Cody-Waite split of ln 2: k * _LN2_HI is exact for k < 2**11
 _LN2_LO = 1.90821492927058770002e-10
