@@ -184,10 +184,8 @@ def _sample_nutpie(model: pm.Model, s: Any, *, progressbar: bool, var_names: lis
         post = idata["posterior"].to_dataset()
         post = post.drop_vars([k for k in post.data_vars if k in transformed])
         post = post.drop_vars([c for c in ("unconstrained_parameter",) if c in post.coords])
-        stats = stats.load()
-        for name in stats.data_vars:
-            _one_chunk(stats[name])
-        idata = xr.DataTree.from_dict({"posterior": _in_blocks(post), "sample_stats": stats})
+        # The statistics are small: loaded, each to be written as one chunk.
+        idata = xr.DataTree.from_dict({"posterior": _in_blocks(post), "sample_stats": _in_blocks(stats)})
     _add_data_groups(idata, model)
     idata["posterior"].attrs.update({"sampling_time": sampling_time, "compile_time": compile_time,
                                      "tuning_steps": s.tune,
@@ -244,12 +242,12 @@ def _in_blocks(ds: xr.Dataset) -> xr.Dataset:
     """Small variables loaded, large ones as dask arrays in blocks of one chain x
     :data:`DRAW_BLOCK` draws (x :data:`WARD_BLOCK` wards for per-ward variables)."""
     out = {}
-    for name, da in ds.data_vars.items():
-        if da.nbytes < IN_MEMORY_BYTES or "draw" not in da.dims:
-            # In this thread, whatever dask scheduler a caller (a sweep's Client) left as the default.
-            with dask.config.set(scheduler="synchronous"):
+    # Loads run in this thread, whatever dask scheduler a caller (a sweep's Client) left as the default.
+    with dask.config.set(scheduler="synchronous"):
+        for name, da in ds.data_vars.items():
+            if da.nbytes < IN_MEMORY_BYTES or "draw" not in da.dims:
                 out[name] = _one_chunk(da.load())
-        else:
+                continue
             blocks = {"chain": 1, "draw": DRAW_BLOCK, **({"ward": WARD_BLOCK} if "ward" in da.dims else {})}
             source = da.encoding.get("preferred_chunks")
             if da.chunks is None and source:
