@@ -46,6 +46,7 @@ import xarray as xr
 
 from pas_bayes.atomic import refuse_existing
 from pas_bayes.comparison import loo_tables
+from pas_bayes.compile_apart import compile_apart_wanted, compile_in_child
 from pas_bayes.errors import RunFolderError
 from pas_bayes.memory import release_freed_memory
 from pas_bayes.model import build_model, centred_groupings, restore_ward_effects, stored_variables
@@ -149,12 +150,17 @@ def _sample_nutpie(model: pm.Model, s: Any, *, progressbar: bool, var_names: lis
     from pymc.util import get_random_generator
 
     compile_clock = time.time()
+    compiled_apart = False
     if s.backend == "jax":
         from pas_bayes.likelihood import register_jax
 
         register_jax()
         compiled = nutpie.compile_pymc_model(model, var_names=var_names, backend="jax", gradient_backend="jax")
     else:
+        apart = compile_apart_wanted(len(model.coords.get("obs", ())), s.backend)
+        # A first compile's memory stays with the process that did it: a child takes it away.
+        if apart:
+            compiled_apart = compile_in_child(model, var_names)
         compiled = nutpie.compile_pymc_model(model, var_names=var_names, backend="numba")
     compile_time = time.time() - compile_clock
     # What compiling freed (graph rewrites, LLVM's work) goes back before the chains start.
@@ -189,6 +195,7 @@ def _sample_nutpie(model: pm.Model, s: Any, *, progressbar: bool, var_names: lis
     _add_data_groups(idata, model)
     idata["posterior"].attrs.update({"sampling_time": sampling_time, "compile_time": compile_time,
                                      "tuning_steps": s.tune,
+                                     "compiled_in_child_first": int(compiled_apart),
                                      "inference_library": "nutpie",
                                      "inference_library_version": nutpie.__version__})
     return idata

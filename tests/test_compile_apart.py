@@ -1,0 +1,52 @@
+"""Compiling in a forked child first: the fit's own compile then comes from the cache."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import pymc as pm
+import pytest
+
+from pas_bayes.compile_apart import COMPILE_APART_FROM, compile_apart_wanted, compile_in_child
+
+
+def test_only_large_surveys_on_numba_compile_apart() -> None:
+    linux = sys.platform.startswith("linux")
+    assert compile_apart_wanted(COMPILE_APART_FROM, "numba") is linux
+    assert not compile_apart_wanted(COMPILE_APART_FROM - 1, "numba")
+    assert not compile_apart_wanted(10 * COMPILE_APART_FROM, "jax")
+
+
+def _cache_files() -> set[str]:
+    from pytensor.link.numba.cache import NUMBA_CACHE_PATH
+
+    return {str(p) for p in NUMBA_CACHE_PATH.rglob("*") if p.is_file()}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork-based compile is Linux only")
+def test_the_child_fills_the_cache_and_the_fit_compiles_from_it() -> None:
+    import nutpie
+
+    # A constant no other graph has, so this model's pieces are not in the cache yet.
+    unique = float(time.time_ns() % 10**9) / 7.0
+    y = np.linspace(-1.0, 1.0, 50)
+    with pm.Model(coords={"obs": np.arange(y.size)}) as model:
+        mu = pm.Normal("mu", unique, 1.0)
+        sd = pm.HalfNormal("sd", 1.0)
+        pm.Normal("y", mu * 0.5 + unique, sd, observed=y, dims="obs")
+    before = _cache_files()
+    assert compile_in_child(model, None)
+    after_child = _cache_files()
+    assert after_child - before, "the child compiled nothing into the cache"
+    compiled = nutpie.compile_pymc_model(model, backend="numba")
+    by_fit = _cache_files() - after_child
+    # The whole-graph functions come from the child's cache; PyTensor's key for a join of
+    # scalars (nutpie's flattening) differs between processes, so that small piece may be
+    # compiled again.
+    assert not [p for p in by_fit if "fgraph" in p], "the fit compiled its whole graph again"
+    assert len(by_fit) <= len(after_child - before) // 4, sorted(by_fit)
+    # And what came from the cache samples this model.
+    trace = nutpie.sample(compiled, draws=20, tune=20, chains=1, seed=1, progress_bar=False)
+    assert np.isfinite(trace["posterior"]["mu"].values).all()
