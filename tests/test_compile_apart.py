@@ -50,3 +50,22 @@ def test_the_child_fills_the_cache_and_the_fit_compiles_from_it() -> None:
     # And what came from the cache samples this model.
     trace = nutpie.sample(compiled, draws=20, tune=20, chains=1, seed=1, progress_bar=False)
     assert np.isfinite(trace["posterior"]["mu"].values).all()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork-based compile is Linux only")
+def test_a_failing_or_hanging_child_leaves_the_fit_to_compile_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nutpie
+
+    from pas_bayes import compile_apart
+
+    def fails(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("compile failed")
+
+    monkeypatch.setattr(nutpie, "compile_pymc_model", fails)
+    assert compile_in_child(object(), None) is False
+
+    monkeypatch.setattr(nutpie, "compile_pymc_model", lambda *a, **k: time.sleep(60))
+    monkeypatch.setattr(compile_apart, "CHILD_TIMEOUT_S", 0.5)
+    clock = time.monotonic()
+    assert compile_in_child(object(), None) is False
+    assert time.monotonic() - clock < 30, "the hanging child was not killed at the time limit"

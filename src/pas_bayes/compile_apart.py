@@ -18,7 +18,9 @@ so this is done only for surveys large enough for the memory to matter.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +29,9 @@ from typing import Any
 #: below this, a fit peaks far under 1 GB however it compiles, and the tests' small surveys
 #: would each pay a second compile).
 COMPILE_APART_FROM = 10_000
+#: Seconds the fit waits for the child (a cold compile of five years takes about 2 minutes):
+#: a child that hangs is killed and the fit compiles itself.
+CHILD_TIMEOUT_S = 1800.0
 
 
 def compile_apart_wanted(n_respondents: int, backend: str) -> bool:
@@ -47,8 +52,9 @@ def compile_in_child(model: Any, var_names: Sequence[str] | None) -> bool:
     Returns
     -------
     bool
-        True when the child compiled and exited cleanly; False otherwise (the fit then
-        simply compiles in its own process, as it would without this step).
+        True when the child compiled and exited cleanly; False otherwise, or when it ran
+        past :data:`CHILD_TIMEOUT_S` and was killed (the fit then simply compiles in its
+        own process, as it would without this step).
     """
     import nutpie
 
@@ -68,5 +74,13 @@ def compile_in_child(model: Any, var_names: Sequence[str] | None) -> bool:
             code = 0
         finally:
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    deadline = time.monotonic() + CHILD_TIMEOUT_S
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return False
+        time.sleep(0.05)
