@@ -5,8 +5,8 @@ counted: one fit says little. For every survey seed and every target acceptance 
 the benchmark model (``specs/full_year.toml``, pas_bayes's own settings otherwise; no
 PSIS-LOO, which does not change the draws) and writes one row: divergences, min bulk and
 tail ESS, max R-hat, leapfrog steps a draw, the adapted step size, sampling time and min
-bulk ESS per second. The last rows add the fits up per setting (divergences per 10,000
-draws, fits with any divergence).
+bulk ESS per second. A second table adds the fits up per setting (divergences per 10,000
+draws, fits with any divergence, with R-hat over 1.01, with ESS under 400).
 
     .venv/bin/python benchmarks/divergence_rate.py --size 1y --seeds 8081,8082,8083 \\
         --target-accept 0.8,0.9 --out benchmarks/results/divergence_rate_1y
@@ -102,6 +102,7 @@ def write_tables(rows: list[dict], out: Path, *, done: bool) -> None:
     out.with_suffix(".md").write_text(
         f"# Divergences over unseen surveys (`{command}`){state}\n\n"
         f"{markdown_table(table)}\n\n## Per setting\n\n{markdown_table(summary)}\n")
+
 
 if __name__ == "__main__":
     main()

@@ -157,9 +157,8 @@ def _sample_nutpie(model: pm.Model, s: Any, *, progressbar: bool, var_names: lis
         register_jax()
         compiled = nutpie.compile_pymc_model(model, var_names=var_names, backend="jax", gradient_backend="jax")
     else:
-        apart = compile_apart_wanted(len(model.coords.get("obs", ())), s.backend)
         # A first compile's memory stays with the process that did it: a child takes it away.
-        if apart:
+        if compile_apart_wanted(len(model.coords.get("obs", ())), s.backend):
             compiled_apart = compile_in_child(model, var_names)
         compiled = nutpie.compile_pymc_model(model, var_names=var_names, backend="numba")
     compile_time = time.time() - compile_clock
