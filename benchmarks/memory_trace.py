@@ -3,7 +3,10 @@
 Runs ``speed_vs_peers.job_pas_bayes`` (read, fit, PSIS-LOO, run folder, diagnostics) on a
 survey of one of its sizes while a thread reads ``VmRSS`` and the main thread's innermost
 pas_bayes frames; prints every rise or fall of ``--step`` MB with where it happened, and
-the peak. Short chains (``--spec``) are enough: what grows with respondents shows anyway.
+the peak. While a child process runs (the compile child of ``pas_bayes.compile_apart``),
+its private pages are added: the fit's resident set plus what only the child holds is the
+machine's memory at that moment (the pages they share are counted once).
+Short chains (``--spec``) are enough: what grows with respondents shows anyway.
 
     .venv/bin/python benchmarks/memory_trace.py --size 256k --spec benchmarks/specs/full_year_trace.toml
     .venv/bin/python benchmarks/memory_trace.py --size 5y --approximate
@@ -31,6 +34,23 @@ def _rss_mb() -> int:
     return 0
 
 
+def _children_private_mb() -> int:
+    """Private (not shared with this process) resident memory of this process's children."""
+    total_kb = 0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for pid in children:
+            try:
+                rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+            except OSError:  # the child has just exited
+                continue
+            total_kb += sum(int(line.split()[1]) for line in rollup if line.startswith("Private_"))
+    return total_kb // 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1y", help="1y, 5y or 256k")
@@ -49,7 +69,10 @@ def main() -> None:
             stack = traceback.extract_stack(frame) if frame else []
             where = [f"{f.filename.split('/')[-1]}:{f.lineno}" for f in stack
                      if "pas_bayes" in f.filename or "speed_vs_peers" in f.filename][-4:]
-            trace.append((_rss_mb(), " > ".join(where), time.perf_counter() - start))
+            children = _children_private_mb()
+            if children:
+                where.append(f"(+{children} MB in a child)")
+            trace.append((_rss_mb() + children, " > ".join(where), time.perf_counter() - start))
             time.sleep(0.01)
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -69,3 +69,39 @@ def test_a_failing_or_hanging_child_leaves_the_fit_to_compile_itself(monkeypatch
     clock = time.monotonic()
     assert compile_in_child(object(), None) is False
     assert time.monotonic() - clock < 30, "the hanging child was not killed at the time limit"
+
+
+def _compile_apart_in_this_worker() -> tuple[bool, int]:
+    """Run on a dask worker: compile a new model in a forked child; (child ok, cache files added)."""
+    import time as clock
+
+    import numpy as np
+    import pymc as pm
+
+    from pas_bayes.compile_apart import compile_in_child
+
+    unique = float(clock.time_ns() % 10**9) / 11.0
+    with pm.Model() as model:
+        mu = pm.Normal("mu", unique, 1.0)
+        pm.Normal("y", mu + unique, 1.0, observed=np.linspace(-1.0, 1.0, 20))
+    before = _cache_files()
+    ok = compile_in_child(model, None)
+    return ok, len(_cache_files() - before)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork-based compile is Linux only")
+def test_a_sweep_worker_can_fork_the_compile_child() -> None:
+    # A sweep's fits run in dask worker processes, which hold an event loop and other
+    # threads when the compile child is forked: the child must still compile and exit.
+    import cloudpickle
+
+    from pas_bayes.sweep.runner import dask_client
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        with dask_client(None, 1) as client:
+            ok, added = client.submit(_compile_apart_in_this_worker, pure=False).result(timeout=600)
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert ok, "the compile child forked from a dask worker failed"
+    assert added > 0, "the compile child forked from a dask worker compiled nothing into the cache"
