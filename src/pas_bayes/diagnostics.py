@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from pas_bayes.convergence import rhat_ess_in_blocks
+
 RHAT_MAX = 1.01
 ESS_MIN = 400
 EBFMI_MIN = 0.3
@@ -113,22 +115,34 @@ BLOCK_BYTES = 8 * 2**20
 
 
 def _posterior_blocks(post: xr.Dataset) -> Iterator[xr.Dataset]:
-    """The posterior as in-memory Datasets of at most :data:`BLOCK_BYTES` of draws each."""
+    """The posterior as in-memory Datasets of about :data:`BLOCK_BYTES` of draws each
+    (more where one stored chunk's width along the blocked dimension holds more)."""
     for name, da in post.data_vars.items():
         if da.nbytes <= BLOCK_BYTES or da.ndim <= 2:
             yield post[[name]].compute()
             continue
         dim = next(d for d in da.dims if d not in ("chain", "draw"))
         step = max(1, int(da.sizes[dim] * BLOCK_BYTES // da.nbytes))
+        if da.chunks is not None:
+            # Whole stored chunks a block (32 wards): a block that cut through a chunk would
+            # read that chunk again for the next block (at a year, every ward chunk three times).
+            chunk = da.chunks[da.dims.index(dim)][0]
+            step = max(chunk, step // chunk * chunk)
         for start in range(0, da.sizes[dim], step):
             yield xr.Dataset({name: da.isel({dim: slice(start, start + step)}).compute()})
 
 
 def _block_diagnostics(block: xr.Dataset) -> pd.DataFrame:
-    tree = xr.DataTree.from_dict({"posterior": block})
-    rhat = _flatten(az.rhat(tree), "r_hat")
-    bulk = _flatten(az.ess(tree, method="bulk"), "ess_bulk")
-    tail = _flatten(az.ess(tree, method="tail"), "ess_tail")
+    # ArviZ's statistics, a block of elements in one pass (pas_bayes.convergence): ArviZ's own
+    # functions run element by element, about 2 minutes at five years.
+    stats: dict[str, dict[str, xr.DataArray]] = {"r_hat": {}, "ess_bulk": {}, "ess_tail": {}}
+    for name, da in block.data_vars.items():
+        da = da.transpose("chain", "draw", ...)
+        element = da.isel(chain=0, draw=0, drop=True)
+        values = rhat_ess_in_blocks(da.values.reshape(da.sizes["chain"], da.sizes["draw"], -1))
+        for column, value in zip(stats, values, strict=True):
+            stats[column][name] = element.copy(data=value.reshape(element.shape))
+    rhat, bulk, tail = (_flatten(xr.Dataset(stats[c]), c) for c in stats)
     keys = ["variable", "parameter"]
     return rhat.merge(bulk.drop(columns="coords"), on=keys).merge(tail.drop(columns="coords"), on=keys)
 
