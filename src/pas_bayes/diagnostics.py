@@ -134,7 +134,7 @@ def _posterior_blocks(post: xr.Dataset) -> Iterator[xr.Dataset]:
 
 def _block_diagnostics(block: xr.Dataset) -> pd.DataFrame:
     # ArviZ's statistics, a block of elements in one pass (pas_bayes.convergence): ArviZ's own
-    # functions run element by element, about 2 minutes at five years.
+    # functions run element by element (107 s against 26 s for a year's 11,659 elements).
     stats: dict[str, dict[str, xr.DataArray]] = {"r_hat": {}, "ess_bulk": {}, "ess_tail": {}}
     for name, da in block.data_vars.items():
         da = da.transpose("chain", "draw", ...)
