@@ -11,6 +11,7 @@ with the ratio and each one's added peak memory.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import threading
 import time
@@ -87,11 +88,11 @@ def main() -> None:
     table["speed_vs_arviz"] = (table["seconds"].iloc[0] / table["seconds"]).round(2)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out.with_suffix(".csv"), index=False)
-    command = ("python benchmarks/diagnostics_speed.py --parameters "
-               f"{args.parameters} --out {args.out}")
+    command = (f"python benchmarks/diagnostics_speed.py --parameters {args.parameters} --chains {args.chains} "
+               f"--draws {args.draws} --seed {args.seed} --out {args.out}")
     args.out.with_suffix(".md").write_text(
         f"# R-hat, bulk and tail ESS: ArviZ against pas_bayes.convergence (`{command}`)\n\n"
-        f"Cores: {len(__import__('os').sched_getaffinity(0))}; max resident set of the run "
+        f"Cores: {len(os.sched_getaffinity(0))}; max resident set of the run "
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB.\n\n"
         + markdown_table(table) + "\n")
     print(table.to_string(index=False))
