@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from results_table import markdown_table
 from speed_vs_peers import SPEC, _diagnostics, make_survey
@@ -44,7 +45,37 @@ def fit_once(data: Path, work: Path, seed: int, target_accept: float, spec_path:
            "step_size": float(stats["step_size"].mean()) if "step_size" in stats.data_vars else float("nan"),
            **_diagnostics(run.idata)}
     row["min_ess_bulk_per_s"] = row["min_ess_bulk"] / row["sampling_s"]
+    row["divergent_at"] = divergent_at(run.idata)
     return row
+
+
+def divergent_at(idata) -> str:
+    """Where each divergent draw sits: the SD furthest into its tail, as its posterior percentile.
+
+    A rare divergence says most about the geometry when it is placed: a ward SD at the
+    bottom of its posterior points to the region near zero, a large one to a funnel's neck.
+    """
+    diverging = idata["sample_stats"]["diverging"]
+    hits = np.argwhere(np.asarray(diverging))
+    if not len(hits):
+        return ""
+    post = idata["posterior"]
+    sds = [v for v in post.data_vars if v.startswith("sd_")]
+    places = []
+    for chain, draw in hits:
+        worst, worst_pct, worst_value = "", 50.0, float("nan")
+        for name in sds:
+            values = post[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
+            values = values.reshape(values.shape[0], -1)
+            here = post[name].isel(chain=int(chain), draw=int(draw)).values.ravel()
+            labels = ([f"{name}[{c}]" for c in post[name][post[name].dims[-1]].values]
+                      if post[name].ndim > 2 else [name])
+            for j, label in enumerate(labels):
+                pct = 100.0 * float((values[:, j] < here[j]).mean())
+                if abs(pct - 50.0) > abs(worst_pct - 50.0):
+                    worst, worst_pct, worst_value = label, pct, float(here[j])
+        places.append(f"chain {int(chain)} draw {int(draw)}: {worst}={worst_value:.3g} ({worst_pct:.1f}th pct)")
+    return "; ".join(places)
 
 
 def add_up(rows: pd.DataFrame) -> pd.DataFrame:
