@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dask
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -35,6 +34,7 @@ from scipy.special import log_expit, logsumexp
 
 from pas_bayes import psis
 from pas_bayes.errors import QueryError
+from pas_bayes.memory import one_block_at_a_time
 from pas_bayes.predictions import Posterior, draws, load_posterior
 
 #: Pareto k above this: the importance-sampling estimate for that point is unreliable.
@@ -172,7 +172,7 @@ def loo_tables(idata: xr.DataTree, frame: pd.DataFrame, *, chunk: int = LOO_CHUN
     good_k = float("nan")
     # Blocks are read one after another: dask's threads would each keep their own malloc
     # arena of freed blocks, and the process would hold several blocks' worth of memory.
-    with dask.config.set(scheduler="synchronous"):
+    with one_block_at_a_time():
         for first in range(0, n_model_wards, step):
             block = load_posterior(idata, max_draws=n_samples,
                                    wards=np.arange(first, min(first + step, n_model_wards)))

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import arviz as az
-import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from pas_bayes.convergence import rhat_ess_in_blocks
+from pas_bayes.memory import one_block_at_a_time
 
 RHAT_MAX = 1.01
 ESS_MIN = 400
@@ -161,7 +161,7 @@ def parameter_diagnostics(idata: xr.DataTree) -> pd.DataFrame:
         ``ess_bulk``, ``ess_tail``.
     """
     # One block after another (dask's threads would each keep a malloc arena of freed blocks).
-    with dask.config.set(scheduler="synchronous"):
+    with one_block_at_a_time():
         parts = [_block_diagnostics(block) for block in _posterior_blocks(idata["posterior"].to_dataset())]
     per = pd.concat(parts, ignore_index=True)
     # Elements fixed by construction (the unit diagonal of a correlation matrix, the zeros of its

@@ -37,7 +37,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import dask
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -48,7 +47,7 @@ from pas_bayes.atomic import refuse_existing
 from pas_bayes.comparison import loo_tables
 from pas_bayes.compile_apart import compile_apart_wanted, compile_in_child
 from pas_bayes.errors import RunFolderError
-from pas_bayes.memory import release_freed_memory
+from pas_bayes.memory import one_block_at_a_time, release_freed_memory
 from pas_bayes.model import build_model, centred_groupings, restore_ward_effects, stored_variables
 from pas_bayes.spec import ModelSpec, spec_from_dict, table_digest
 from pas_bayes.survey import SurveyData
@@ -249,7 +248,7 @@ def _in_blocks(ds: xr.Dataset) -> xr.Dataset:
     :data:`DRAW_BLOCK` draws (x :data:`WARD_BLOCK` wards for per-ward variables)."""
     out = {}
     # Loads run in this thread, whatever dask scheduler a caller (a sweep's Client) left as the default.
-    with dask.config.set(scheduler="synchronous"):
+    with one_block_at_a_time():
         for name, da in ds.data_vars.items():
             if da.nbytes < IN_MEMORY_BYTES or "draw" not in da.dims:
                 out[name] = _one_chunk(da.load())
@@ -270,13 +269,13 @@ def _in_blocks(ds: xr.Dataset) -> xr.Dataset:
 def open_posterior_tree(path: str | Path) -> xr.DataTree:
     """A run's posterior DataTree, small variables in memory and large ones read lazily by block."""
     # Read here, whatever scheduler the caller's Dask configuration names (a sweep's cluster).
-    with dask.config.set(scheduler="synchronous"):
+    with one_block_at_a_time():
         return xr.open_datatree(str(path), engine="zarr", chunks={}).map_over_datasets(_in_blocks)
 
 
 def open_posterior_group(path: str | Path) -> xr.Dataset:
     """The ``posterior`` group of a run's ``posterior.zarr`` only, as :func:`open_posterior_tree` reads it."""
-    with dask.config.set(scheduler="synchronous"):
+    with one_block_at_a_time():
         return _in_blocks(xr.open_dataset(str(path), engine="zarr", group="posterior", chunks={}))
 
 
@@ -532,7 +531,7 @@ def write_run_folder(out: Path, idata: xr.DataTree, spec_table: dict[str, Any], 
             warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
             # Large variables are dask arrays: written a block at a time, one block after another.
             begun = time.perf_counter()
-            with dask.config.set(scheduler="synchronous"):
+            with one_block_at_a_time():
                 idata.to_zarr(tmp / POSTERIOR, mode="w")
         write_seconds = round(time.perf_counter() - begun, 2)
         if derive is not None:

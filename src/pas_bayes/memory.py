@@ -15,6 +15,8 @@ import ctypes.util
 import gc
 import sys
 
+import dask
+
 
 def release_freed_memory() -> None:
     """Return freed heap memory to the operating system (glibc and Arrow; elsewhere a no-op)."""
@@ -28,3 +30,14 @@ def release_freed_memory() -> None:
     arrow = sys.modules.get("pyarrow")
     if arrow is not None:
         arrow.default_memory_pool().release_unused()
+
+
+def one_block_at_a_time() -> contextlib.AbstractContextManager[object]:
+    """Dask computes in the calling thread, one block after another, until the block ends.
+
+    Dask's threaded scheduler would have each worker thread keep its own malloc arena of
+    freed blocks, so a job reading a posterior block by block would hold several blocks'
+    worth of memory. Setting the scheduler here also overrides whatever a caller left as
+    the default (a sweep's distributed ``Client``), so reads never leave the process.
+    """
+    return dask.config.set(scheduler="synchronous")

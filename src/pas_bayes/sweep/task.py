@@ -123,12 +123,12 @@ def run_task(task: SweepTask, out_dir: str, cores: int | None = None) -> dict[st
         task id, key, run folder, effects file, diagnostics summary, timings, worker,
         compile directory.
     """
-    import dask
+    from pas_bayes.memory import one_block_at_a_time
 
     # A fit reads its own large posterior arrays (dask arrays) in this process: inside a
     # Dask worker they would otherwise be sent to the cluster's scheduler, which a task
     # has no client for.
-    with dask.config.set(scheduler="synchronous"):
+    with one_block_at_a_time():
         return _run_task_here(task, out_dir, cores)
 
 
