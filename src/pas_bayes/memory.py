@@ -4,7 +4,8 @@ Reading a survey and sampling free hundreds of megabytes that glibc's allocator 
 Arrow's, behind pandas's strings) keep for reuse rather than return: measured at five
 years, the reader leaves 190 MB resident for a 14 MB frame, 150 MB of which
 ``malloc_trim`` returns. A fit calls :func:`release_freed_memory` between its phases, so
-its peak is what it holds, not what it once held.
+its peak is what it holds, not what it once held. Posterior blocks are read with
+:func:`one_block_at_a_time`, so that dask's threads do not each keep freed blocks of their own.
 """
 
 from __future__ import annotations
