@@ -26,12 +26,14 @@ from typing import Any
 
 import numpy as np
 import pytensor.tensor as pt
+from numba import types
+from numba.extending import intrinsic
 from pytensor.gradient import DisconnectedType, grad_not_implemented
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
 
-_KERNEL_VERSION = 5
+_KERNEL_VERSION = 6
 
 
 class BernoulliLogit(Op):
@@ -92,10 +94,37 @@ _E0, _E1, _E2, _E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10, _E11, _E12, _E13 = (
 #: 1 / (2m + 1) for log(1 + u) = 2 atanh(s), s = u / (2 + u), |s| <= 0.172: the series
 #: remainder after s**21 is below 1e-17.
 _L0, _L1, _L2, _L3, _L4, _L5, _L6, _L7, _L8, _L9, _L10 = (1.0 / (2 * m + 1) for m in range(11))
-#: 2**-(2**j): 2**-k is the product of those whose bit j is set in k (k <= 1075).
-_H0, _H1, _H2, _H3, _H4, _H5, _H6, _H7, _H8, _H9, _H10 = (2.0 ** -(2**j) for j in range(11))
 # The two polynomials below are written out step by step, not looped over a tuple of
 # coefficients: the loop form ran the whole kernel about 1.3x slower (measured).
+
+
+@intrinsic
+def _bits_as_float(typingctx: Any, bits: Any) -> Any:
+    """The float64 whose bit pattern is the int64 ``bits`` (LLVM's ``bitcast``, free in a vector)."""
+    if bits != types.int64:
+        return None
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+
+    return types.float64(types.int64), codegen
+
+
+@numba_njit(fastmath=False, error_model="numpy", inline="always")
+def _times_pow2_neg(p: float, k: float) -> float:
+    """``p * 2**-k`` for whole ``0 <= k <= 1075`` and ``p`` near 1, by two normal powers of two.
+
+    Each factor is built from its exponent bits (``(1023 - j) << 52``), so the loop stays
+    vectorised on every CPU: a chain of selects on ``k``'s bits, the earlier form, was
+    vectorised on one machine and not on another (35 against 5 ns a respondent,
+    ``benchmarks/README.md``). Splitting ``k`` keeps both factors normal (``j <= 538``), so
+    ``p * 2**-k1`` is exact and the second product rounds once, as ``ldexp`` does (their
+    product first would round twice where ``2**-k`` is subnormal).
+    """
+    bits = np.int64(k)
+    k1 = bits >> 1
+    k2 = bits - k1
+    return (p * _bits_as_float((1023 - k1) << 52)) * _bits_as_float((1023 - k2) << 52)
 
 
 @numba_njit(fastmath=False, error_model="numpy", inline="always")
@@ -117,20 +146,7 @@ def _exp_neg(a: float) -> float:
     p = p * r + _E2
     p = p * r + _E1
     p = p * r + _E0
-    # Powers of two by selects rather than a table or ldexp (neither vectorises).
-    bits = np.int64(k)
-    p *= _H0 if bits & 1 else 1.0
-    p *= _H1 if (bits >> 1) & 1 else 1.0
-    p *= _H2 if (bits >> 2) & 1 else 1.0
-    p *= _H3 if (bits >> 3) & 1 else 1.0
-    p *= _H4 if (bits >> 4) & 1 else 1.0
-    p *= _H5 if (bits >> 5) & 1 else 1.0
-    p *= _H6 if (bits >> 6) & 1 else 1.0
-    p *= _H7 if (bits >> 7) & 1 else 1.0
-    p *= _H8 if (bits >> 8) & 1 else 1.0
-    p *= _H9 if (bits >> 9) & 1 else 1.0
-    p *= _H10 if (bits >> 10) & 1 else 1.0
-    return p
+    return _times_pow2_neg(p, k)
 
 
 @numba_njit(fastmath=False, error_model="numpy", inline="always")
