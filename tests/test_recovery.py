@@ -137,7 +137,7 @@ def named_boroughs(tmp_path_factory):
     # Default settings. Measured in this scenario: with 1,000 warm-up + 1,500 draws the tail ESS of
     # sd_ward_slope[visibility] was 289; with 1,000 + 2,000, R-hat of sd_ward_intercept was 1.011;
     # with 1,500 + 1,500, max R-hat 1.010 and min ESS 472. The default is now 700 + 3,000 at a
-    # target acceptance of 0.8 (benchmarks/README.md, *Mixing*).
+    # target acceptance of 0.85 (benchmarks/README.md, *Mixing*).
     spec = load_spec(ROOT / "models" / "confidence.toml").with_sampler(seed=7)
     run = load_run(fit_run(spec, read_survey(path, spec), folder / "run", progressbar=False))
     return summarise_run(run, max_draws=600), set(named)
