@@ -89,6 +89,28 @@ def test_fused_likelihood_is_exact_to_rounding_over_the_whole_range():
         assert np.all(error <= allowed), eta_value[error > allowed][:5]
 
 
+def test_power_of_two_from_exponent_bits_is_ldexp_over_every_k():
+    """``p * 2**-k`` built from exponent bits equals ``ldexp`` exactly, subnormal results included."""
+    import numba
+
+    from pas_bayes.likelihood import _times_pow2_neg
+
+    @numba.njit
+    def scaled(p, k):
+        out = np.empty(p.size)
+        for i in range(p.size):
+            out[i] = _times_pow2_neg(p[i], k[i])
+        return out
+
+    rng = np.random.default_rng(5)
+    # exp(r) on |r| <= ln(2) / 2 lies in [0.707, 1.415]; every k the reduction can give.
+    k = np.repeat(np.arange(0, 1076), 20)
+    p = rng.uniform(0.70, 1.42, k.size)
+    got = scaled(p, k.astype(float))
+    assert np.array_equal(got, np.ldexp(p, -k)), k[got != np.ldexp(p, -k)][:5]
+    assert (got[k > 1022] < np.finfo(float).tiny).all()  # the subnormal range was reached
+
+
 def test_fused_likelihood_second_output_has_a_true_gradient():
     """Differentiating the slope output too (second order) matches finite differences."""
     eta = pt.vector("eta")

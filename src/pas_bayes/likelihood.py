@@ -114,12 +114,13 @@ def _bits_as_float(typingctx: Any, bits: Any) -> Any:
 def _times_pow2_neg(p: float, k: float) -> float:
     """``p * 2**-k`` for whole ``0 <= k <= 1075`` and ``p`` near 1, by two normal powers of two.
 
-    Each factor is built from its exponent bits (``(1023 - j) << 52``), so the loop stays
-    vectorised on every CPU: a chain of selects on ``k``'s bits, the earlier form, was
-    vectorised on one machine and not on another (35 against 5 ns a respondent,
-    ``benchmarks/README.md``). Splitting ``k`` keeps both factors normal (``j <= 538``), so
-    ``p * 2**-k1`` is exact and the second product rounds once, as ``ldexp`` does (their
-    product first would round twice where ``2**-k`` is subnormal).
+    Each factor is built from its exponent bits (``(1023 - j) << 52``): integer arithmetic
+    and a bitcast, which LLVM vectorises without having to turn branches into selects. The
+    earlier form, a chain of selects on ``k``'s bits, was vectorised on one machine and left
+    scalar on another (``exp(-a)`` 35 ns a respondent there, 3 ns now; ``benchmarks/README.md``).
+    Splitting ``k`` keeps both factors normal (``j <= 538``), so ``p * 2**-k1`` is exact and
+    the second product rounds once, as ``ldexp`` does (their product first would round twice
+    where ``2**-k`` is subnormal).
     """
     bits = np.int64(k)
     k1 = bits >> 1
