@@ -432,7 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="advi: a fast approximate preview (mean-field ADVI), labelled approximate everywhere")
     p.add_argument("--backend", choices=["numba", "jax"],
                    help="how nutpie compiles the model: numba (CPU, default) or jax (GPU; needs JAX)")
-    p.add_argument("--target-accept", type=float, help="NUTS target acceptance rate (default from the spec: 0.85)")
+    p.add_argument("--target-accept", type=float,
+                   help="NUTS target acceptance rate (default: the spec's sampler.target_accept)")
     p.add_argument("--encoding", help="text encoding of a CSV survey (default from the spec: utf-8)")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
     p.add_argument("--no-loo", action="store_true", help="skip PSIS-LOO (the run cannot then be compared)")

@@ -142,8 +142,8 @@ class SamplerOptions:
     #: A little above nutpie's and Stan's 0.8. Over twelve unseen one-year surveys, 0.8 gave 7
     #: divergences in 5 fits and 0.85 gave 2 in 1, for a median 0.95x the minimum ESS at the
     #: same 31 steps a draw; five pooled years at 0.85 were clean. At 0.9 the step is smaller
-    #: still: once the full year's minimum ESS fell to 583 (1,399 at 0.8), and the two surveys
-    #: that diverged at 0.85 had none at 0.9 for 0.83x their ESS (benchmarks/README.md, *Mixing*).
+    #: still: the seven surveys that diverged at 0.8 or 0.85 had none, for a median 0.82x their
+    #: minimum ESS; the rest are not yet measured there (benchmarks/README.md, *Mixing*).
     target_accept: float = 0.85
     advi_iterations: int = 30000
     #: How nutpie compiles the log-density: "numba" (CPU, the default) or "jax" (for a GPU,
