@@ -142,8 +142,10 @@ class SamplerOptions:
     #: A little above nutpie's and Stan's 0.8. Over twelve unseen one-year surveys, 0.8 gave 7
     #: divergences in 5 fits and 0.85 gave 2 in 1, for a median 0.95x the minimum ESS at the
     #: same 31 steps a draw; five pooled years at 0.85 were clean. At 0.9 the step is smaller
-    #: still: the seven surveys that diverged at 0.8 or 0.85 had none, for a median 0.82x their
-    #: minimum ESS; the rest are not yet measured there (benchmarks/README.md, *Mixing*).
+    #: still: none of the 13 surveys diverged, but the minimum ESS fell (a median 0.81x bulk,
+    #: 0.75x tail; one survey's tail ESS 340, and five years' 273), so 11 of 13 one-year fits
+    #: and five years are clean at 0.85 against 12 of 13 and not five years at 0.9
+    #: (benchmarks/README.md, *Mixing*).
     target_accept: float = 0.85
     advi_iterations: int = 30000
     #: How nutpie compiles the log-density: "numba" (CPU, the default) or "jax" (for a GPU,
