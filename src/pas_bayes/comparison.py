@@ -22,6 +22,8 @@ estimate with its own Pareto k, reported beside it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ import xarray as xr
 from scipy.special import log_expit, logsumexp
 
 from pas_bayes import psis
+from pas_bayes.cores import available_cores
 from pas_bayes.errors import QueryError
 from pas_bayes.memory import one_block_at_a_time
 from pas_bayes.predictions import Posterior, draws, load_posterior
@@ -70,7 +73,7 @@ def _loo_totals(elpd: np.ndarray, lppd: np.ndarray, good_k: float, n_samples: in
 
 
 def pointwise_log_likelihood(idata: xr.DataTree, obs: slice | None = None,
-                             post: Posterior | None = None) -> xr.DataArray:
+                             post: Posterior | None = None, answers: np.ndarray | None = None) -> xr.DataArray:
     """Each respondent's log-likelihood under every posterior draw: ``(chain, draw, obs)``.
 
     Computed from the stored posterior with the same linear predictor as every other
@@ -82,7 +85,9 @@ def pointwise_log_likelihood(idata: xr.DataTree, obs: slice | None = None,
 
     ``post`` is an already loaded :class:`~pas_bayes.predictions.Posterior` of every draw
     (of all respondents, or of some: a block of wards); ``obs`` limits it to a slice of
-    its respondents, so a large survey is taken a chunk at a time.
+    its respondents, so a large survey is taken a chunk at a time. ``answers`` is every
+    respondent's observed answer, when the caller has already read it (it is the same for
+    every chunk).
     """
     post_ds = idata["posterior"]
     chains, n_draws = post_ds.sizes["chain"], post_ds.sizes["draw"]
@@ -90,8 +95,10 @@ def pointwise_log_likelihood(idata: xr.DataTree, obs: slice | None = None,
         post = load_posterior(idata, max_draws=chains * n_draws)
     if obs is not None:
         post = post.respondents(obs)
-    observed = idata["observed_data"]
-    answer = np.asarray(observed[next(iter(observed.data_vars))].values[post.rows], dtype=int)
+    if answers is None:
+        observed = idata["observed_data"]
+        answers = np.asarray(observed[next(iter(observed.data_vars))].values, dtype=int)
+    answer = answers[post.rows]
     cumulative = "cutpoints" in post_ds.data_vars
     if cumulative:
         cut = draws(idata, "cutpoints")
@@ -127,7 +134,8 @@ LOO_MAX_DRAWS = 4000
 
 
 def loo_tables(idata: xr.DataTree, frame: pd.DataFrame, *, chunk: int = LOO_CHUNK,
-               ward_block_bytes: int = WARD_BLOCK_BYTES, max_draws: int | None = LOO_MAX_DRAWS) -> LooResult:
+               ward_block_bytes: int = WARD_BLOCK_BYTES, max_draws: int | None = LOO_MAX_DRAWS,
+               threads: int | None = None) -> LooResult:
     """PSIS-LOO of a fitted survey model, per respondent and leaving out one ward at a time.
 
     Pareto-smoothed importance sampling treats each respondent on its own, so the
@@ -150,6 +158,10 @@ def loo_tables(idata: xr.DataTree, frame: pd.DataFrame, *, chunk: int = LOO_CHUN
     max_draws
         Thin every chain alike to at most this many draws in all (``None``: every draw);
         the summary's ``n_draws`` says how many were used.
+    threads
+        Chunks of respondents computed side by side (default: the cores this process may
+        run on, at most 4). NumPy's gathers, sorts and exponentials release the GIL, and
+        every chunk writes only its own respondents, so the result does not depend on it.
     """
     total = idata["posterior"].sizes["chain"] * idata["posterior"].sizes["draw"]
     thin = 1 if max_draws is None else math.ceil(total / max_draws)
@@ -169,29 +181,47 @@ def loo_tables(idata: xr.DataTree, frame: pd.DataFrame, *, chunk: int = LOO_CHUN
     per_ward = n_samples * 8 * (1 + post_ds.sizes["driver"])
     step = max(1, ward_block_bytes // per_ward)
     n_model_wards = post_ds.sizes["ward"]
-    good_k = float("nan")
-    # Blocks are read one after another: dask's threads would each keep their own malloc
-    # arena of freed blocks, and the process would hold several blocks' worth of memory.
-    with one_block_at_a_time():
-        for first in range(0, n_model_wards, step):
-            block = load_posterior(idata, max_draws=n_samples,
-                                   wards=np.arange(first, min(first + step, n_model_wards)))
+    good_k = psis.good_k(n_samples)
+    if threads is None:
+        threads = min(4, available_cores())
+    observed = idata["observed_data"]
+    answers = np.asarray(observed[next(iter(observed.data_vars))].values, dtype=int)
+
+    def read_block(first: int) -> Posterior:
+        return load_posterior(idata, max_draws=n_samples, wards=np.arange(first, min(first + step, n_model_wards)))
+
+    firsts = list(range(0, n_model_wards, step))
+    # Blocks are read one after another, each by dask in the reading thread: dask's own
+    # threads would each keep their own malloc arena of freed blocks, and the process would
+    # hold several blocks' worth of memory. The next block is read while this one is
+    # computed (a quarter of the time at five years was reading), and within a block the
+    # chunks of respondents (each a few MB) are computed side by side.
+    # One thread: everything in the calling thread, one step after another.
+    with one_block_at_a_time(), ThreadPoolExecutor(max(1, threads)) as pool:
+        for block in _read_ahead(read_block, firsts, ahead=threads > 1):
             # Every respondent of a ward is in its block, so each ward's summed log-likelihood
             # (for leaving out the whole ward) is complete when the block is done.
             block_wards, block_ward_of = np.unique(ward_idx[block.rows], return_inverse=True)
-            by_ward = np.zeros((n_samples, block_wards.size))
-            for start in range(0, block.rows.size, chunk):
+
+            def respondent_chunk(start: int, block: Posterior = block, block_ward_of: np.ndarray = block_ward_of,
+                                 n_block_wards: int = block_wards.size) -> tuple[np.ndarray, Any]:
                 part = block.respondents(slice(start, start + chunk))
-                rows, m = part.rows, part.rows.size
-                flat = pointwise_log_likelihood(idata, post=part).values.reshape(-1, m)
-                elpd_i[rows], k_i[rows], lppd_i[rows], good_k = _psis_columns(flat, r_eff)
+                m = part.rows.size
+                flat = pointwise_log_likelihood(idata, post=part, answers=answers).values.reshape(-1, m)
                 members = block_ward_of[start:start + m]
-                indicator = sp.csr_matrix((np.ones(m), (np.arange(m), members)), shape=(m, block_wards.size))
-                by_ward += np.asarray((indicator.T @ flat.T).T)
+                indicator = sp.csr_matrix((np.ones(m), (np.arange(m), members)), shape=(m, n_block_wards))
+                # Each chunk's share of its wards' summed log-likelihood, added up in order below.
+                return part.rows, (*_psis_columns(flat, r_eff), np.asarray((indicator.T @ flat.T).T))
+
+            by_ward = np.zeros((n_samples, block_wards.size))
+            chunks = pool.map(respondent_chunk, range(0, block.rows.size, chunk))
+            for rows, (elpd, k, lppd, _, share) in chunks:
+                elpd_i[rows], k_i[rows], lppd_i[rows] = elpd, k, lppd
+                by_ward += share
             for cols in range(0, block_wards.size, chunk):
                 these = slice(cols, cols + chunk)
                 (elpd_w[block_wards[these]], k_w[block_wards[these]], lppd_w[block_wards[these]],
-                 good_k) = _psis_columns(by_ward[:, these], r_eff)
+                 _) = _psis_columns(by_ward[:, these], r_eff)
     totals = _loo_totals(elpd_i, lppd_i, good_k, n_samples)
     ward_totals = _loo_totals(elpd_w, lppd_w, good_k, n_samples)
 
@@ -202,6 +232,20 @@ def loo_tables(idata: xr.DataTree, frame: pd.DataFrame, *, chunk: int = LOO_CHUN
     summary = {"respondent": {**totals, **_k_counts(k_i, totals["good_k"])},
                "ward": {**ward_totals, **_k_counts(k_w, ward_totals["good_k"])}}
     return LooResult(respondents, ward_table, summary)
+
+
+def _read_ahead(read: Callable[[int], Posterior], keys: list[int], *, ahead: bool) -> Iterator[Posterior]:
+    """``read(key)`` for every key in turn; with ``ahead``, the next is read in a thread
+    while the caller works on the one it was given (two blocks in memory at most)."""
+    if not ahead:
+        yield from map(read, keys)
+        return
+    with ThreadPoolExecutor(1) as reader:
+        upcoming = reader.submit(read, keys[0]) if keys else None
+        for i in range(len(keys)):
+            block = upcoming.result()
+            upcoming = reader.submit(read, keys[i + 1]) if i + 1 < len(keys) else None
+            yield block
 
 
 def _k_counts(k: np.ndarray, good_k: float) -> dict[str, int]:

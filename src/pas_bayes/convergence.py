@@ -15,7 +15,6 @@ to ArviZ's own results.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,6 +23,8 @@ import numpy as np
 from arviz_base import rcParams
 from scipy import stats
 from scipy.fftpack import next_fast_len
+
+from pas_bayes.cores import available_cores
 
 __all__ = ["rhat_ess", "rhat_ess_in_blocks"]
 
@@ -106,7 +107,7 @@ def rhat_ess_in_blocks(draws: np.ndarray, prob: float | Sequence[float] | None =
     step = max(1, BLOCK_BYTES // max(1, n_chain * n_draw * 8))
     starts = range(0, n, step)
     if threads is None:
-        threads = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        threads = min(4, available_cores())
     if threads <= 1 or len(starts) <= 1:
         parts = [rhat_ess(x[:, :, i:i + step], prob) for i in starts]
     else:
