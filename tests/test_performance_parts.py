@@ -163,10 +163,11 @@ def test_chunked_loo_equals_arviz_on_the_whole_matrix(small_run):
     # Blocks of 3 wards' draws (the default holds about 80 wards a block), chunks of 7 respondents.
     per_ward = run.idata["posterior"].sizes["chain"] * run.idata["posterior"].sizes["draw"] * 8 * 8
     chunked = loo_tables(run.idata, frame, chunk=7, ward_block_bytes=3 * per_ward, threads=3)
-    # Chunks computed side by side give the same tables as one after another.
+    # Chunks computed side by side (and smaller: NumPy's vector sums then round in another
+    # order) agree with one after another to rounding.
     one_thread = loo_tables(run.idata, frame, chunk=7, ward_block_bytes=3 * per_ward, threads=1)
-    pd.testing.assert_frame_equal(chunked.respondents, one_thread.respondents, check_exact=True)
-    pd.testing.assert_frame_equal(chunked.wards, one_thread.wards, check_exact=True)
+    for a, b in ((chunked.respondents, one_thread.respondents), (chunked.wards, one_thread.wards)):
+        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12, atol=1e-14)
     whole = pointwise_log_likelihood(run.idata)
     tree = restore_ward_effects(run.idata.copy())
     ref = loo(xr_tree(whole, tree), pointwise=True, var_name="y")

@@ -24,13 +24,19 @@ def release_freed_memory() -> None:
     # Arrays held only by reference cycles (xarray and dask objects make them) are freed
     # first, so that what is trimmed includes them.
     gc.collect()
+    trim_heap()
+    arrow = sys.modules.get("pyarrow")
+    if arrow is not None:
+        arrow.default_memory_pool().release_unused()
+
+
+def trim_heap() -> None:
+    """Hand glibc's free heap pages back to the system, from every thread's arena (no
+    garbage collection first, so cheap enough to call after every block of work)."""
     if sys.platform.startswith("linux"):
         # Not glibc (musl has no malloc_trim): nothing to hand back this way.
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    arrow = sys.modules.get("pyarrow")
-    if arrow is not None:
-        arrow.default_memory_pool().release_unused()
 
 
 def one_block_at_a_time() -> contextlib.AbstractContextManager[object]:
