@@ -8,7 +8,9 @@ to rounding (``tests/test_performance_parts.py``; the benchmark checks the respo
 too); this times them on one run folder of the
 benchmark model, alternately, and writes a table with the ratio and each one's added peak
 memory. The fit is short (300 warm-up + 750 draws a chain): PSIS-LOO takes at most 4,000
-draws, and 4 x 750 is the 3,000 it takes of a default fit's 12,000.
+draws, and 4 x 750 is the 3,000 it takes of a default fit's 12,000. Those it takes every
+fourth draw, so reading a default fit's blocks reads four times the bytes read here: the
+fit's own ``psis_loo_s`` (``speed_vs_peers.py``) is the measure with that included.
 
     .venv/bin/python benchmarks/loo_speed.py --size 5y --out benchmarks/results/loo_speed_5y
 """
@@ -16,7 +18,6 @@ draws, and 4 x 750 is the 3,000 it takes of a default fit's 12,000.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from speed_vs_peers import SPEC, make_survey
 
 def main() -> None:
     from pas_bayes.comparison import loo_tables
+    from pas_bayes.cores import available_cores
     from pas_bayes.fit import fit_run, load_run
     from pas_bayes.spec import load_spec
     from pas_bayes.survey import read_survey
@@ -65,7 +67,7 @@ def main() -> None:
     command = "python " + " ".join(["benchmarks/loo_speed.py", *sys.argv[1:]])
     args.out.with_suffix(".md").write_text(
         f"# PSIS-LOO of one run folder, one thread against the default (`{command}`)\n\n"
-        f"Cores: {len(os.sched_getaffinity(0))}; max resident set of the run "
+        f"Cores: {available_cores()}; max resident set of the run "
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB (the fit included); "
         "the two ways gave the same respondents' values to 1e-12.\n\n" + markdown_table(table) + "\n")
     print(table.to_string(index=False))
