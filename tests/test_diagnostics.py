@@ -1,8 +1,9 @@
 import numpy as np
+import pytest
 import xarray as xr
 
 from pas_bayes.cli import main
-from pas_bayes.diagnostics import diagnose
+from pas_bayes.diagnostics import diagnose, parameter_diagnostics
 from pas_bayes.fit import load_run
 
 
@@ -73,6 +74,37 @@ def test_diagnose_command_prints_the_table_and_sets_exit_status(small_run, capsy
     assert status == (0 if report.passed else 1)
     assert report.per_parameter["parameter"].str.contains(r"borough_slope\[Croydon, visibility\]",
                                                            regex=True).any()
+
+
+def test_the_run_folders_table_is_every_elements_diagnostics_recomputed_from_its_draws(small_run):
+    """The fit stores R-hat and ESS once (read lazily, the ward effects made from their z
+    draws); recomputed here from the whole posterior in memory, element by element with
+    ArviZ's own functions, every row agrees, coordinates included."""
+    import arviz as az
+
+    from pas_bayes.fit import PARAMETER_DIAGNOSTICS
+
+    run = load_run(small_run)
+    assert (small_run / PARAMETER_DIAGNOSTICS).is_file()
+    stored = run.per_parameter
+    post = run.idata["posterior"].to_dataset().compute()
+    assert {"ward_slope_dev", "z_ward_slope", "ward_intercept"} <= set(stored["variable"])
+    # Every element of every variable, nothing dropped but the constant ones.
+    n_elements = sum(int(np.prod([post.sizes[d] for d in da.dims if d not in ("chain", "draw")]))
+                     for da in post.data_vars.values())
+    assert len(stored) == n_elements
+    recomputed = parameter_diagnostics(post)
+    assert stored["parameter"].tolist() == recomputed["parameter"].tolist()
+    for column in ("r_hat", "ess_bulk", "ess_tail"):
+        np.testing.assert_allclose(stored[column], recomputed[column], rtol=1e-12)
+    tree = xr.DataTree.from_dict({"posterior": post})
+    theirs = {"r_hat": az.rhat(tree), "ess_bulk": az.ess(tree, method="bulk"),
+              "ess_tail": az.ess(tree, method="tail")}
+    for row in stored.sample(40, random_state=1).itertuples(index=False):
+        for column, tree_stat in theirs.items():
+            value = float(tree_stat[row.variable].to_dataset()[row.variable].sel(row.coords))
+            assert getattr(row, column) == pytest.approx(value, rel=1e-9), (row.parameter, column)
+    assert diagnose(run.idata, per_parameter=stored).table().equals(diagnose(run.idata).table())
 
 
 def test_pareto_k_warns_with_advice_without_failing_convergence():

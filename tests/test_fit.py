@@ -24,7 +24,8 @@ def test_run_folder_describes_itself(small_run, small_survey):
     assert prov["wall_seconds"] > 0 and prov["command"][:2] == ["pas-bayes", "fit"]
     # Where the wall time went: every phase timed, together no more than the whole.
     phases = prov["phase_seconds"]
-    assert set(phases) == {"model_build", "compile", "sampling", "posterior_write", "psis_loo"}
+    assert set(phases) == {"model_build", "compile", "sampling", "posterior_write", "psis_loo",
+                           "parameter_diagnostics"}
     assert min(phases.values()) >= 0 and phases["sampling"] == round(prov["sampling_seconds"], 2)
     assert sum(phases.values()) <= prov["wall_seconds"] + 0.05
     assert run.exclusions["rows"].sum() == prov["data_rows"]

@@ -80,7 +80,7 @@ def _fit(args: argparse.Namespace) -> int:
                   command=["pas-bayes", *args.argv], loo=not args.no_loo)
     run = load_run(out)
     print(f"Run written to {out} (sampling {run.provenance['sampling_seconds']:.0f} s)")
-    print(diagnose(run.idata, run.provenance.get("loo")).to_text())
+    print(diagnose(run.idata, run.provenance.get("loo"), run.per_parameter).to_text())
     return 0
 
 
@@ -129,7 +129,7 @@ def _diagnose(args: argparse.Namespace) -> int:
     from pas_bayes.fit import load_run
 
     run = load_run(args.run)
-    report = diagnose(run.idata, run.provenance.get("loo"))
+    report = diagnose(run.idata, run.provenance.get("loo"), run.per_parameter)
     unit = "published borough values" if run.kind == "dashboard" else "respondents"
     print(f"Diagnostics of {run.path} ({run.spec.name}, {run.provenance['rows_modelled']} {unit})")
     print(report.to_text())

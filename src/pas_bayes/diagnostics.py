@@ -10,8 +10,10 @@ at the sampler's maximum tree depth. They are computed with ArviZ
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import arviz as az
 import numpy as np
@@ -116,20 +118,42 @@ BLOCK_BYTES = 8 * 2**20
 
 def _posterior_blocks(post: xr.Dataset) -> Iterator[xr.Dataset]:
     """The posterior as in-memory Datasets of about :data:`BLOCK_BYTES` of draws each
-    (more where one stored chunk's width along the blocked dimension holds more)."""
+    (more where one stored chunk's width along the blocked dimension holds more).
+
+    ``post`` may hold its large variables as dask arrays or as xarray's lazily indexed
+    arrays (opened with ``chunks=None``: a block is then one read of the store, several
+    times faster than dask's one read per stored chunk). A ward effect kept out of the
+    trace (``ward_slope_dev = z_ward_slope * sd_ward_slope``) comes in the block of its
+    ``z`` draws, computed from them there, so those draws are read once, not twice.
+    """
+    from pas_bayes.model import RECOMPUTED
+
+    derived = {name: parts for name, parts in RECOMPUTED.items() if all(p in post.data_vars for p in parts)}
+    from_z = {z: (name, sd) for name, (z, sd) in derived.items()}
+    scales = {sd: post[sd].compute() for _, sd in from_z.values()}
+
+    def with_derived(block: xr.Dataset, name: str) -> xr.Dataset:
+        if name in from_z:
+            effect, sd = from_z[name]
+            block[effect] = (block[name] * scales[sd]).transpose(*block[name].dims)
+        return block
+
     for name, da in post.data_vars.items():
+        if name in derived:
+            continue
         if da.nbytes <= BLOCK_BYTES or da.ndim <= 2:
-            yield post[[name]].compute()
+            yield with_derived(post[[name]].compute(), name)
             continue
         dim = next(d for d in da.dims if d not in ("chain", "draw"))
         step = max(1, int(da.sizes[dim] * BLOCK_BYTES // da.nbytes))
-        if da.chunks is not None:
+        chunk = (da.chunks[da.dims.index(dim)][0] if da.chunks is not None
+                 else da.encoding.get("preferred_chunks", {}).get(dim))
+        if chunk:
             # Whole stored chunks a block (32 wards): a block that cut through a chunk would
             # read that chunk again for the next block (at a year, every ward chunk three times).
-            chunk = da.chunks[da.dims.index(dim)][0]
             step = max(chunk, step // chunk * chunk)
         for start in range(0, da.sizes[dim], step):
-            yield xr.Dataset({name: da.isel({dim: slice(start, start + step)}).compute()})
+            yield with_derived(xr.Dataset({name: da.isel({dim: slice(start, start + step)}).compute()}), name)
 
 
 def _block_diagnostics(block: xr.Dataset) -> pd.DataFrame:
@@ -147,11 +171,16 @@ def _block_diagnostics(block: xr.Dataset) -> pd.DataFrame:
     return rhat.merge(bulk.drop(columns="coords"), on=keys).merge(tail.drop(columns="coords"), on=keys)
 
 
-def parameter_diagnostics(idata: xr.DataTree) -> pd.DataFrame:
+def parameter_diagnostics(idata: xr.DataTree | xr.Dataset) -> pd.DataFrame:
     """R-hat, bulk ESS and tail ESS of every posterior element.
 
     Computed a variable (or, for a large one, a block of its elements) at a time, so a
     lazily read posterior is never held in memory all at once.
+
+    Parameters
+    ----------
+    idata
+        A DataTree with a ``posterior`` group, or the posterior Dataset itself.
 
     Returns
     -------
@@ -160,14 +189,37 @@ def parameter_diagnostics(idata: xr.DataTree) -> pd.DataFrame:
         (a dict for ``.sel``), ``r_hat``,
         ``ess_bulk``, ``ess_tail``.
     """
+    post = idata["posterior"].to_dataset() if isinstance(idata, xr.DataTree) else idata
     # One block after another (dask's threads would each keep a malloc arena of freed blocks).
     with one_block_at_a_time():
-        parts = [_block_diagnostics(block) for block in _posterior_blocks(idata["posterior"].to_dataset())]
+        parts = [_block_diagnostics(block) for block in _posterior_blocks(post)]
     per = pd.concat(parts, ignore_index=True)
+    # In the posterior's order of variables, a ward effect computed from its z after the rest.
+    order = {name: k for k, name in enumerate([*post.data_vars, *sorted(set(per["variable"]) - set(post.data_vars))])}
+    per = per.sort_values("variable", key=lambda v: v.map(order), kind="stable")
     # Elements fixed by construction (the unit diagonal of a correlation matrix, the zeros of its
     # Cholesky factor) have no within- or between-chain variance, so R-hat is 0/0; they are not
     # parameters and are left out. (Chains each stuck at a different value give R-hat inf: kept.)
     return per.dropna(subset=["r_hat"]).reset_index(drop=True)
+
+
+def parameter_table(per: pd.DataFrame) -> pd.DataFrame:
+    """:func:`parameter_diagnostics`'s table for a CSV file: ``coords`` as JSON text."""
+    def plain(value: object) -> object:
+        return value.item() if isinstance(value, np.generic) else value
+
+    out = per.copy()
+    out["coords"] = [json.dumps({k: plain(v) for k, v in c.items()}) for c in per["coords"]]
+    return out
+
+
+def read_parameter_table(path: str | Path) -> pd.DataFrame:
+    """A table written from :func:`parameter_table`, as :func:`parameter_diagnostics` returns it."""
+    per = pd.read_csv(path, dtype={"variable": str, "parameter": str, "coords": str},
+                      keep_default_na=False, na_values={"r_hat": ["", "NaN", "nan"], "ess_bulk": ["", "NaN", "nan"],
+                                                        "ess_tail": ["", "NaN", "nan"]})
+    per["coords"] = [json.loads(c) for c in per["coords"]]
+    return per
 
 
 def _stat(idata: xr.DataTree, *names: str) -> xr.DataArray | None:
@@ -184,7 +236,8 @@ def _worst(frame: pd.DataFrame, column: str, *, largest: bool, n: int = 5) -> tu
                  for p, v in zip(ordered["parameter"], ordered[column], strict=True))
 
 
-def diagnose(idata: xr.DataTree, loo: dict | None = None) -> DiagnosticsReport:
+def diagnose(idata: xr.DataTree, loo: dict | None = None,
+             per_parameter: pd.DataFrame | None = None) -> DiagnosticsReport:
     """Run every convergence check on a fitted posterior.
 
     Parameters
@@ -194,13 +247,16 @@ def diagnose(idata: xr.DataTree, loo: dict | None = None) -> DiagnosticsReport:
     loo
         The run's PSIS-LOO summary (``provenance["loo"]``), when it has one: adds a
         (warning, not failing) check of the Pareto k of each respondent and ward.
+    per_parameter
+        :func:`parameter_diagnostics` of this posterior, when already computed (a run
+        folder's ``parameter_diagnostics.csv``); otherwise computed here.
 
     Returns
     -------
     DiagnosticsReport
         ``.passed`` is true only when every check passes.
     """
-    per = parameter_diagnostics(idata)
+    per = parameter_diagnostics(idata) if per_parameter is None else per_parameter
     checks = []
 
     approximate = idata["posterior"].attrs.get("approximate")

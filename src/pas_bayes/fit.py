@@ -12,6 +12,8 @@ A run folder holds::
     wards.csv               ward id, name, borough and respondents modelled
     loo.csv, loo_wards.csv  PSIS-LOO per respondent and leaving out one ward
                             (unweighted models; see pas_bayes.comparison)
+    parameter_diagnostics.csv  R-hat, bulk and tail ESS of every posterior
+                            element, computed once from the stored draws
     provenance.json         data file and SHA-256, spec digest, seed, sampler
                             settings, package versions, timings, command line
 
@@ -46,6 +48,7 @@ import xarray as xr
 from pas_bayes.atomic import refuse_existing
 from pas_bayes.comparison import loo_tables
 from pas_bayes.compile_apart import compile_apart_wanted, compile_in_child
+from pas_bayes.diagnostics import parameter_diagnostics, parameter_table, read_parameter_table
 from pas_bayes.errors import RunFolderError
 from pas_bayes.memory import one_block_at_a_time, release_freed_memory
 from pas_bayes.model import build_model, centred_groupings, restore_ward_effects, stored_variables
@@ -53,6 +56,8 @@ from pas_bayes.spec import ModelSpec, spec_from_dict, table_digest
 from pas_bayes.survey import SurveyData
 
 POSTERIOR = "posterior.zarr"
+#: Every posterior element's R-hat and ESS, written by the fit (see :func:`parameter_table`).
+PARAMETER_DIAGNOSTICS = "parameter_diagnostics.csv"
 RUN_FILES = (POSTERIOR, "spec.json", "exclusions.csv", "provenance.json")
 VERSIONED = ("pas_bayes", "pymc", "pytensor", "arviz", "arviz-base", "arviz-stats", "arviz-plots",
              "nutpie", "numpy", "pandas", "xarray", "scipy", "zarr", "matplotlib", "numba")
@@ -69,6 +74,10 @@ class Run:
     exclusions: pd.DataFrame
     wards: pd.DataFrame
     kind: str = "survey"
+    #: R-hat and ESS of every element, as the fit computed them (``None``: an older run
+    #: folder without ``parameter_diagnostics.csv``; :func:`~pas_bayes.diagnostics.diagnose`
+    #: then computes them).
+    per_parameter: pd.DataFrame | None = None
 
 
 def package_versions() -> dict[str, str]:
@@ -452,28 +461,39 @@ def _write_fit(spec: ModelSpec, survey: SurveyData, idata: xr.DataTree, out: Pat
                                          "predictive density of the sample" if spec.weights != "none" else
                                          "not computed: fitted with --no-loo")
     approximate = approximation(idata)
-    derive = None
+    with_loo = False
     if approximate:
         loo_summary = "not computed: an approximate fit (importance sampling needs posterior draws)"
     elif spec.weights == "none" and loo:
-        loo_summary = "computing"
+        loo_summary, with_loo = "computing", True
 
-        def derive(posterior: Path) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    def derive(posterior: Path) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+        release_freed_memory()  # what writing the run folder freed
+        timed, more, tables_out = dict(provenance["phase_seconds"]), {}, {}
+        if with_loo:
             # From the draws as written, a block of wards at a time (the run folder's chunks
             # are blocks of wards; the trace store's hold every ward, so reading it by ward
             # would read it all once per block): the fit never holds every draw of every
             # ward's effects in memory. The data groups are the ones in hand, not read back
             # (the design twice is 50 MB at 242,000 respondents).
-            release_freed_memory()  # what writing the run folder freed
             begun = time.perf_counter()
             lazy = idata.copy()
             lazy["posterior"] = xr.DataTree(open_posterior_group(posterior))
             result = loo_tables(restore_ward_effects(lazy), survey.frame)
             release_freed_memory()
-            done = time.perf_counter()
-            timed = {**provenance["phase_seconds"], "psis_loo": round(done - begun, 2)}
-            return ({"loo.csv": result.respondents, "loo_wards.csv": result.wards},
-                    {"loo": result.summary, "wall_seconds": round(done - clock, 2), "phase_seconds": timed})
+            timed["psis_loo"] = round(time.perf_counter() - begun, 2)
+            tables_out.update({"loo.csv": result.respondents, "loo_wards.csv": result.wards})
+            more["loo"] = result.summary
+        # R-hat and ESS of every element, once, for every later command to read: through
+        # xarray's lazy indexing, a block of wards is one read of the store (dask's graph
+        # read each stored chunk on its own, three times slower).
+        begun = time.perf_counter()
+        with xr.open_dataset(posterior, engine="zarr", group="posterior", chunks=None) as post:
+            tables_out[PARAMETER_DIAGNOSTICS] = parameter_table(parameter_diagnostics(post))
+        release_freed_memory()
+        done = time.perf_counter()
+        timed["parameter_diagnostics"] = round(done - begun, 2)
+        return tables_out, {**more, "wall_seconds": round(done - clock, 2), "phase_seconds": timed}
     wall = time.perf_counter() - clock
 
     provenance = {
@@ -621,5 +641,7 @@ def load_run(path: str | Path) -> Run:
     wards_file = path / "wards.csv"
     wards = (pd.read_csv(wards_file, dtype={"ward": str, "ward_name": str}, keep_default_na=False)
              if wards_file.exists() else pd.DataFrame(columns=["ward", "ward_name", "borough", "respondents"]))
+    stored = path / PARAMETER_DIAGNOSTICS
     return Run(path=path, spec=spec, idata=idata, provenance=provenance,
-               exclusions=pd.read_csv(path / "exclusions.csv"), wards=wards)
+               exclusions=pd.read_csv(path / "exclusions.csv"), wards=wards,
+               per_parameter=read_parameter_table(stored) if stored.is_file() else None)

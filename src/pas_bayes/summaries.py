@@ -78,7 +78,7 @@ class RunSummary:
 
     @cached_property
     def diagnostics(self) -> DiagnosticsReport:
-        return diagnose(self.run.idata, self.run.provenance.get("loo"))
+        return diagnose(self.run.idata, self.run.provenance.get("loo"), self.run.per_parameter)
 
     def ward_names(self) -> list[str]:
         """Ward names in the posterior's ward order (the ids where names are unknown)."""

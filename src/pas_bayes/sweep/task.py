@@ -172,7 +172,7 @@ def _run_task_here(task: SweepTask, out_dir: str, cores: int | None) -> dict[str
         effects.insert(i, column, value)
     effects_path = out / "effects" / f"{task.task_id}.csv"
     atomic_write_text(effects_path, effects.to_csv(index=False, float_format="%.6g"), force=True)
-    report = diagnose(run.idata, run.provenance.get("loo"))
+    report = diagnose(run.idata, run.provenance.get("loo"), run.per_parameter)
     extra: dict[str, Any] = {}
     sim = task.simulation or {}
     if sim.get("truth_from") == "prior":
