@@ -130,3 +130,23 @@ def test_elements_fixed_by_construction_are_not_diagnosed():
     per = report.per_parameter
     assert not per[["r_hat", "ess_bulk"]].isna().any().any()
     assert (per["variable"] == "corr").sum() == 1 and report.passed
+
+
+def test_one_chain_keeps_its_ess_and_an_empty_table_reads_back_as_numbers(tmp_path):
+    """One chain has no R-hat, but its ESS is real; a fixed element is still left out."""
+    from pas_bayes.diagnostics import parameter_table, read_parameter_table
+
+    rng = np.random.default_rng(7)
+    post = _good(rng, chains=1)
+    post["corr"] = np.ones((1, 500, 3))
+    post["corr"][:, :, 1] = rng.uniform(-0.5, 0.5, size=(1, 500))
+    per = parameter_diagnostics(_tree(post, _stats(rng, chains=1)))
+    assert len(per) == 1 + 3 + 1 and per["r_hat"].isna().all()
+    assert (per["ess_bulk"] > 100).all() and (per["ess_tail"] > 100).all()
+    report = diagnose(_tree(post, _stats(rng, chains=1)), per_parameter=per)
+    assert not report.passed  # R-hat cannot be checked on one chain
+    path = tmp_path / "parameter_diagnostics.csv"
+    parameter_table(per.iloc[:0]).to_csv(path, index=False)
+    empty = read_parameter_table(path)
+    assert empty.empty and all(empty[c].dtype == float for c in ("r_hat", "ess_bulk", "ess_tail"))
+    diagnose(_tree(post, _stats(rng, chains=1)), per_parameter=empty)  # no error on no rows

@@ -163,7 +163,13 @@ def _block_diagnostics(block: xr.Dataset) -> pd.DataFrame:
     for name, da in block.data_vars.items():
         da = da.transpose("chain", "draw", ...)
         element = da.isel(chain=0, draw=0, drop=True)
-        values = rhat_ess_in_blocks(da.values.reshape(da.sizes["chain"], da.sizes["draw"], -1))
+        draws = da.values.reshape(da.sizes["chain"], da.sizes["draw"], -1)
+        values = rhat_ess_in_blocks(draws)
+        # Elements fixed by construction (see parameter_diagnostics) are marked by NaN in all
+        # three: their ESS would otherwise read as the draw count.
+        fixed = np.ptp(draws, axis=(0, 1)) == 0
+        for value in values:
+            value[fixed] = np.nan
         for column, value in zip(stats, values, strict=True):
             stats[column][name] = element.copy(data=value.reshape(element.shape))
     rhat, bulk, tail = (_flatten(xr.Dataset(stats[c]), c) for c in stats)
@@ -198,9 +204,10 @@ def parameter_diagnostics(idata: xr.DataTree | xr.Dataset) -> pd.DataFrame:
     order = {name: k for k, name in enumerate([*post.data_vars, *sorted(set(per["variable"]) - set(post.data_vars))])}
     per = per.sort_values("variable", key=lambda v: v.map(order), kind="stable")
     # Elements fixed by construction (the unit diagonal of a correlation matrix, the zeros of its
-    # Cholesky factor) have no within- or between-chain variance, so R-hat is 0/0; they are not
-    # parameters and are left out. (Chains each stuck at a different value give R-hat inf: kept.)
-    return per.dropna(subset=["r_hat"]).reset_index(drop=True)
+    # Cholesky factor) do not vary from draw to draw; they are not parameters and are left out.
+    # (Chains each stuck at a different value give R-hat inf: kept. One chain gives R-hat NaN
+    # and a real ESS: kept.)
+    return per.dropna(subset=["r_hat", "ess_bulk", "ess_tail"], how="all").reset_index(drop=True)
 
 
 def parameter_table(per: pd.DataFrame) -> pd.DataFrame:
@@ -215,7 +222,8 @@ def parameter_table(per: pd.DataFrame) -> pd.DataFrame:
 
 def read_parameter_table(path: str | Path) -> pd.DataFrame:
     """A table written from :func:`parameter_table`, as :func:`parameter_diagnostics` returns it."""
-    per = pd.read_csv(path, dtype={"variable": str, "parameter": str, "coords": str},
+    numbers = dict.fromkeys(["r_hat", "ess_bulk", "ess_tail"], float)  # float even when empty
+    per = pd.read_csv(path, dtype={"variable": str, "parameter": str, "coords": str, **numbers},
                       keep_default_na=False, na_values={"r_hat": ["", "NaN", "nan"], "ess_bulk": ["", "NaN", "nan"],
                                                         "ess_tail": ["", "NaN", "nan"]})
     per["coords"] = [json.loads(c) for c in per["coords"]]
