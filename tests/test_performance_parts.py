@@ -21,6 +21,7 @@ import pytest
 import xarray as xr
 from arviz_stats import loo
 
+from pas_bayes.chunk_files import read_whole_array
 from pas_bayes.comparison import loo_tables, pointwise_log_likelihood
 from pas_bayes.fit import load_run, sample_posterior
 from pas_bayes.likelihood import bernoulli_logit, bernoulli_logit_logp
@@ -122,7 +123,11 @@ def test_fused_likelihood_second_output_has_a_true_gradient():
     assert np.allclose(f(x), -p * (1 - p))
 
 
-def test_streamed_draws_equal_draws_held_in_memory(survey_path, tmp_path):
+def test_streamed_draws_equal_draws_held_in_memory(survey_path, tmp_path, monkeypatch):
+    import pas_bayes.fit as fit
+
+    direct = []  # the small variables read straight from the store's chunk files
+    monkeypatch.setattr(fit, "read_whole_array", lambda path: direct.append(path.name) or read_whole_array(path))
     spec = ModelSpec(name="x", demographics=("sex",)).with_sampler(draws=40, tune=40, chains=2, seed=9)
     frame = read_survey(survey_path, spec).frame
     model = build_model(spec, frame)
@@ -135,6 +140,7 @@ def test_streamed_draws_equal_draws_held_in_memory(survey_path, tmp_path):
     for var in held["posterior"].data_vars:
         assert np.array_equal(held["posterior"][var].values, streamed["posterior"][var].values), var
     assert np.array_equal(held["sample_stats"]["diverging"].values, streamed["sample_stats"]["diverging"].values)
+    assert {"beta", "sd_ward_intercept", "diverging", "energy"} <= set(direct)
     assert set(streamed.children) >= {"posterior", "sample_stats", "constant_data", "observed_data"}
     # The data groups are the model's own arrays, not copies (40 MB at 242,000 respondents).
     assert np.shares_memory(streamed["constant_data"]["design"].values, model["design"].get_value(borrow=True))
