@@ -88,3 +88,21 @@ def test_same_seed_same_draws(small_survey, tmp_path):
     assert (first["posterior"]["beta"].values == second["posterior"]["beta"].values).all()
     other = load_run(fit_run(spec.with_sampler(seed=13), survey, tmp_path / "c", progressbar=False)).idata
     assert not (first["posterior"]["beta"].values == other["posterior"]["beta"].values).all()
+    # The sampler's store (deleted in a thread while the run folder is finished) is gone.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c"]
+
+
+def test_a_fit_failing_after_sampling_leaves_nothing_behind(small_survey, tmp_path, monkeypatch):
+    import pas_bayes.fit as fit
+
+    spec = spec_from_dict({"model": {"name": "tiny", "drivers": ["engagement"], "ward_slopes": [], "demographics": []},
+                           "sampler": {"draws": 60, "tune": 30, "chains": 1, "seed": 3}})
+    survey = read_survey(small_survey, spec)
+
+    def broken(_):
+        raise RuntimeError("diagnostics failed")
+
+    monkeypatch.setattr(fit, "parameter_diagnostics", broken)
+    with pytest.raises(RuntimeError, match="diagnostics failed"):
+        fit_run(spec, survey, tmp_path / "run", progressbar=False)
+    assert list(tmp_path.iterdir()) == []  # no run folder, no partial folder, no sampler's store

@@ -30,6 +30,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -453,9 +454,14 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
     phases = {"model_build": time.perf_counter() - clock}
     out.parent.mkdir(parents=True, exist_ok=True)
     # Draws stream to disk beside the run and are read back from there: memory stays flat
-    # however long the chains. The folder goes once the run folder is written.
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.trace-") as trace_dir:
-        store = Path(trace_dir) / "trace.zarr" if spec.sampler.name in ("nutpie", "advi") else None
+    # however long the chains. The folder goes once the run folder's posterior is written.
+    trace_dir = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.trace-"))
+    # Deleting nutpie's store is some 40,000 files (9 s at five years): done in a thread
+    # while PSIS-LOO and the diagnostics read the run folder, and waited for before returning.
+    deleting = threading.Thread(target=shutil.rmtree, args=(trace_dir,), kwargs={"ignore_errors": True},
+                                name="pas_bayes-trace-delete")
+    try:
+        store = trace_dir / "trace.zarr" if spec.sampler.name in ("nutpie", "advi") else None
         before = time.perf_counter()
         idata = sample_posterior(model, spec, progressbar=progressbar, var_names=stored_variables(model),
                                  trace_store=store)
@@ -464,12 +470,17 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
         phases["compile"] = float(attrs.get("compile_time", 0.0))
         phases["sampling"] = float(attrs.get("sampling_time", time.perf_counter() - before - phases["compile"]))
         return _write_fit(spec, survey, idata, out, force=force, command=command, loo=loo, started=started,
-                          clock=clock, phases=phases)
+                          clock=clock, phases=phases, posterior_written=deleting.start)
+    finally:
+        if deleting.ident is not None:  # started
+            deleting.join()
+        shutil.rmtree(trace_dir, ignore_errors=True)  # what is left when the fit failed before that
 
 
 def _write_fit(spec: ModelSpec, survey: SurveyData, idata: xr.DataTree, out: Path, *, force: bool,
                command: list[str] | None, loo: bool, started: datetime, clock: float,
-               phases: dict[str, float] | None = None) -> Path:
+               phases: dict[str, float] | None = None,
+               posterior_written: Callable[[], None] | None = None) -> Path:
     if "observed_data" not in idata.children or not idata["observed_data"].data_vars:
         # A weighted model observes through a Potential; record the answers all the same.
         observed = idata["constant_data"].to_dataset()["y_observed"].rename(spec.outcome)
@@ -487,6 +498,9 @@ def _write_fit(spec: ModelSpec, survey: SurveyData, idata: xr.DataTree, out: Pat
         loo_summary, with_loo = "computing", True
 
     def derive(posterior: Path) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+        # From here on only the written run folder is read: the sampler's store can go.
+        if posterior_written is not None:
+            posterior_written()
         release_freed_memory()  # what writing the run folder freed
         timed, more, tables_out = dict(provenance["phase_seconds"]), {}, {}
         if with_loo:
