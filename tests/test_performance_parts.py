@@ -194,6 +194,27 @@ def test_chunked_loo_equals_arviz_on_the_whole_matrix(small_run):
     assert np.allclose(chunked.wards["pareto_k"], ref_w.pareto_k.values, atol=1e-8)
 
 
+def test_loo_reading_whole_ward_regions_equals_reading_stored_chunks(small_run, monkeypatch):
+    """The fit's PSIS-LOO reads every draw of 32 wards per dask chunk: the same tables, and
+    blocks of whole chunks of wards (24 wards a block at the defaults would re-read chunks)."""
+    import pas_bayes.comparison as comparison
+    from pas_bayes.fit import POSTERIOR, WARD_BLOCK, open_posterior_by_ward
+
+    run = load_run(small_run)
+    frame = read_survey(run.provenance["data_file"], run.spec).frame
+    by_ward = run.idata.copy()
+    by_ward["posterior"] = xr.DataTree(open_posterior_by_ward(small_run / POSTERIOR))
+    assert by_ward["posterior"]["z_ward_slope"].chunksizes["draw"] == (run.idata["posterior"].sizes["draw"],)
+    blocks = []
+    real = comparison.load_posterior
+    monkeypatch.setattr(comparison, "load_posterior", lambda *a, **k: blocks.append(k["wards"]) or real(*a, **k))
+    ours = loo_tables(restore_ward_effects(by_ward), frame)
+    assert all(b.size % WARD_BLOCK == 0 and b[0] % WARD_BLOCK == 0 for b in blocks[:-1])
+    reference = loo_tables(restore_ward_effects(run.idata.copy()), frame)
+    pd.testing.assert_frame_equal(ours.respondents, reference.respondents)
+    pd.testing.assert_frame_equal(ours.wards, reference.wards)
+
+
 def test_ward_block_posterior_predicts_what_the_whole_posterior_does(small_run):
     run = load_run(small_run)
     full = load_posterior(run.idata, max_draws=200)

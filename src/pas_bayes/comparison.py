@@ -185,6 +185,13 @@ def loo_tables(idata: xr.DataTree, frame: pd.DataFrame, *, chunk: int = LOO_CHUN
     # With threads, the next block is read while this one is computed: two blocks at once,
     # so each is half the size.
     step = max(1, (ward_block_bytes // (2 if threads > 1 else 1)) // per_ward)
+    # Blocks of whole stored chunks of wards (a block ending inside a chunk would have the
+    # next block read that chunk again): at the defaults 32 wards, not 24. A budget under
+    # half a chunk keeps its small blocks.
+    ward_chunk = next((da.chunksizes["ward"][0] for da in post_ds.to_dataset().data_vars.values()
+                       if "ward" in da.dims and da.chunks is not None), None)
+    if ward_chunk and 2 * step >= ward_chunk:
+        step = max(ward_chunk, step // ward_chunk * ward_chunk)
     n_model_wards = post_ds.sizes["ward"]
     good_k = psis.good_k(n_samples)
     observed = idata["observed_data"]

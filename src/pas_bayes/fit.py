@@ -302,10 +302,17 @@ def open_posterior_tree(path: str | Path) -> xr.DataTree:
         return xr.open_datatree(str(path), engine="zarr", chunks={}).map_over_datasets(_in_blocks)
 
 
-def open_posterior_group(path: str | Path) -> xr.Dataset:
-    """The ``posterior`` group of a run's ``posterior.zarr`` only, as :func:`open_posterior_tree` reads it."""
+def open_posterior_by_ward(path: str | Path) -> xr.Dataset:
+    """A run's ``posterior`` group for reading a block of wards at a time, every draw at once.
+
+    Each dask chunk is every chain and draw of :data:`WARD_BLOCK` wards (one zarr read of
+    that region, which zarr splits into its stored chunks itself) rather than one stored
+    chunk: PSIS-LOO of five years read its blocks of wards in 11-14 s through a task a
+    stored chunk, about a third of that this way (24 s against 32 s in all, alternately).
+    """
     with one_block_at_a_time():
-        return _in_blocks(xr.open_dataset(str(path), engine="zarr", group="posterior", chunks={}))
+        return xr.open_dataset(str(path), engine="zarr", group="posterior",
+                               chunks={"chain": -1, "draw": -1, "ward": WARD_BLOCK})
 
 
 def approximation(idata: xr.DataTree) -> str | None:
@@ -511,7 +518,7 @@ def _write_fit(spec: ModelSpec, survey: SurveyData, idata: xr.DataTree, out: Pat
             # (the design twice is 50 MB at 242,000 respondents).
             begun = time.perf_counter()
             lazy = idata.copy()
-            lazy["posterior"] = xr.DataTree(open_posterior_group(posterior))
+            lazy["posterior"] = xr.DataTree(open_posterior_by_ward(posterior))
             result = loo_tables(restore_ward_effects(lazy), survey.frame)
             release_freed_memory()
             timed["psis_loo"] = round(time.perf_counter() - begun, 2)
