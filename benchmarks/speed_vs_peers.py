@@ -123,6 +123,9 @@ def job_pas_bayes(data: Path, work: Path, seed: int, reference: Path, *, approxi
            # Where the rest of the wall time went (the survey is read before the fit's clock starts).
            "read_s": read, **{f"{k}_s": phases.get(k, float("nan")) for k in ("model_build", "posterior_write",
                                                                                "psis_loo", "parameter_diagnostics")}}
+    # What no phase names: loading the sampler's statistics and small variables, the data
+    # groups, the tables and provenance, waiting for the sampler's store to be deleted.
+    row["other_s"] = wall - sum(phases.values())
     if not approximate:
         if backend == "numba":
             reference.write_text(json.dumps(_moments(run.idata)))

@@ -195,7 +195,7 @@ def test_chunked_loo_equals_arviz_on_the_whole_matrix(small_run):
 
 
 def test_loo_reading_whole_ward_regions_equals_reading_stored_chunks(small_run, monkeypatch):
-    """The fit's PSIS-LOO reads every draw of 32 wards per dask chunk: the same tables, and
+    """The fit's PSIS-LOO reads a chain's every draw of 32 wards per dask chunk: the same tables, and
     blocks of whole chunks of wards (24 wards a block at the defaults would re-read chunks)."""
     import pas_bayes.comparison as comparison
     from pas_bayes.fit import POSTERIOR, WARD_BLOCK, open_posterior_by_ward

@@ -305,14 +305,15 @@ def open_posterior_tree(path: str | Path) -> xr.DataTree:
 def open_posterior_by_ward(path: str | Path) -> xr.Dataset:
     """A run's ``posterior`` group for reading a block of wards at a time, every draw at once.
 
-    Each dask chunk is every chain and draw of :data:`WARD_BLOCK` wards (one zarr read of
+    Each dask chunk is one chain's every draw of :data:`WARD_BLOCK` wards (one zarr read of
     that region, which zarr splits into its stored chunks itself) rather than one stored
-    chunk: PSIS-LOO of five years read its blocks of wards in 11-14 s through a task a
-    stored chunk, about a third of that this way (24 s against 32 s in all, alternately).
+    chunk. PSIS-LOO of one five-year run folder, alternately: 33.7 s through a task a
+    stored chunk, 27 s this way (+16 MB added peak), 23.5 s with every chain in one chunk
+    (+41 MB: not taken, for the 242,000-respondent fit's margin under 1 GB).
     """
     with one_block_at_a_time():
         return xr.open_dataset(str(path), engine="zarr", group="posterior",
-                               chunks={"chain": -1, "draw": -1, "ward": WARD_BLOCK})
+                               chunks={"chain": 1, "draw": -1, "ward": WARD_BLOCK})
 
 
 def approximation(idata: xr.DataTree) -> str | None:
