@@ -501,3 +501,29 @@ def test_small_variables_load_whatever_dask_scheduler_was_left_as_the_default():
     with dask.config.set(scheduler="dask.distributed"):  # no Client active
         loaded = _in_blocks(ds)
     assert isinstance(loaded["beta"].data, np.ndarray) and loaded["beta"].values.sum() == 20
+
+
+def test_writing_large_variables_a_block_at_a_time_stores_what_to_zarr_stores(tmp_path):
+    import dask.array as dsk
+    import zarr
+
+    from pas_bayes.fit import write_tree
+
+    rng = np.random.default_rng(8)
+    z = rng.standard_normal((2, 23, 10, 3))
+    posterior = xr.Dataset({
+        "z_ward_slope": (("chain", "draw", "ward", "ward_driver"), dsk.from_array(z, chunks=(1, 5, 4, 3))),
+        "beta": (("chain", "draw"), rng.standard_normal((2, 23))),
+        "scale": (("ward",), dsk.from_array(np.arange(10.0), chunks=4)),
+    }, coords={"ward": [f"w{i}" for i in range(10)]})
+    tree = xr.DataTree.from_dict({"posterior": posterior,
+                                  "constant_data": xr.Dataset({"X": (("obs",), np.ones(4))})})
+    write_tree(tree, tmp_path / "ours.zarr")
+    tree.to_zarr(tmp_path / "theirs.zarr", mode="w")
+    ours, theirs = (xr.open_datatree(tmp_path / f"{n}.zarr", engine="zarr") for n in ("ours", "theirs"))
+    xr.testing.assert_identical(ours, theirs)
+    for name in ("z_ward_slope", "scale", "beta"):
+        a = zarr.open_array(tmp_path / "ours.zarr" / "posterior" / name, mode="r")
+        b = zarr.open_array(tmp_path / "theirs.zarr" / "posterior" / name, mode="r")
+        assert a.chunks == b.chunks and np.array_equal(a[...], b[...]), name
+    assert zarr.open_array(tmp_path / "ours.zarr" / "posterior" / "z_ward_slope", mode="r").chunks == (1, 5, 4, 3)
