@@ -299,6 +299,23 @@ def _mean_acov(centred: np.ndarray, lag: int) -> float:  # pragma: no cover - co
 
 
 @numba.njit(nogil=True, cache=True)
+def _geyer_ess(rho: np.ndarray, rho_even: float, max_t: int, size: int) -> float:  # pragma: no cover - compiled
+    """The end of Geyer's truncation, shared by both loops: the last even lag kept, the
+    sequence made monotone, and ESS = size / tau (ArviZ's ``_ess``)."""
+    if rho_even > 0:
+        rho[max_t + 1] = rho_even
+    t = 1
+    while t <= max_t - 2:
+        if (rho[t + 1] + rho[t + 2]) > (rho[t - 1] + rho[t]):
+            rho[t + 1] = (rho[t - 1] + rho[t]) / 2.0
+            rho[t + 2] = rho[t + 1]
+        t += 2
+    tau = -1.0 + 2.0 * np.sum(rho[: max_t + 1]) + np.sum(rho[max_t + 1: max_t + 2])
+    tau = max(tau, 1.0 / np.log10(size))
+    return np.nan if np.isnan(rho).any() else size / tau
+
+
+@numba.njit(nogil=True, cache=True)
 def _geyer_direct(centred: np.ndarray, var_plus_between: np.ndarray, constant: np.ndarray, max_lag: int,
                   out: np.ndarray, unfinished: np.ndarray) -> None:  # pragma: no cover - compiled
     """:func:`_geyer` with each lag's autocovariance summed when the sequence reaches it.
@@ -341,19 +358,7 @@ def _geyer_direct(centred: np.ndarray, var_plus_between: np.ndarray, constant: n
         if unfinished[i]:
             out[i] = np.nan
             continue
-        max_t = t - 2
-        if rho_even > 0:
-            rho[max_t + 1] = rho_even
-        t = 1
-        while t <= max_t - 2:
-            if (rho[t + 1] + rho[t + 2]) > (rho[t - 1] + rho[t]):
-                rho[t + 1] = (rho[t - 1] + rho[t]) / 2.0
-                rho[t + 2] = rho[t + 1]
-            t += 2
-        size = n_chain * n_draw
-        tau = -1.0 + 2.0 * np.sum(rho[: max_t + 1]) + np.sum(rho[max_t + 1: max_t + 2])
-        tau = max(tau, 1.0 / np.log10(size))
-        out[i] = np.nan if np.isnan(rho).any() else size / tau
+        out[i] = _geyer_ess(rho, rho_even, t - 2, n_chain * n_draw)
 
 
 @numba.njit(cache=True)
@@ -383,17 +388,5 @@ def _geyer(mean_acov: np.ndarray, mean_var: np.ndarray, var_plus: np.ndarray, co
                 rho[t + 1] = rho_even
                 rho[t + 2] = rho_odd
             t += 2
-        max_t = t - 2
-        if rho_even > 0:
-            rho[max_t + 1] = rho_even
-        t = 1
-        while t <= max_t - 2:
-            if (rho[t + 1] + rho[t + 2]) > (rho[t - 1] + rho[t]):
-                rho[t + 1] = (rho[t - 1] + rho[t]) / 2.0
-                rho[t + 2] = rho[t + 1]
-            t += 2
-        size = n_chain * n_draw
-        tau = -1.0 + 2.0 * np.sum(rho[: max_t + 1]) + np.sum(rho[max_t + 1: max_t + 2])
-        tau = max(tau, 1.0 / np.log10(size))
-        out[i] = np.nan if np.isnan(rho).any() else size / tau
+        out[i] = _geyer_ess(rho, rho_even, t - 2, n_chain * n_draw)
     return out
