@@ -215,7 +215,7 @@ def _sample_nutpie(model: pm.Model, s: Any, *, progressbar: bool, var_names: lis
 def _small_read_directly(ds: xr.Dataset, folder: Path) -> xr.Dataset:
     """``ds``'s small variables (as :func:`_in_blocks` loads them) read from their chunk files.
 
-    Through zarr, nutpie's 16-draw chunks cost about 24 s for a default fit's small
+    Through xarray, nutpie's 16-draw chunks cost about 17 s for a default fit's small
     variables; straight from the files about 2 s (:mod:`pas_bayes.chunk_files`).
     """
     out = ds.copy()
