@@ -220,7 +220,7 @@ def _small_read_directly(ds: xr.Dataset, folder: Path) -> xr.Dataset:
     """
     out = ds.copy()
     for name, da in ds.data_vars.items():
-        if (da.nbytes < IN_MEMORY_BYTES or "draw" not in da.dims) and (folder / name / "zarr.json").is_file():
+        if _held_in_memory(da) and (folder / name / "zarr.json").is_file():
             values = read_whole_array(folder / name)
             # Only where xarray would decode nothing (the same dtype and shape as it reads them).
             if values.dtype == da.dtype and values.shape == da.shape:
@@ -260,6 +260,11 @@ WARD_BLOCK = 32
 IN_MEMORY_BYTES = 16 * 2**20
 
 
+def _held_in_memory(da: xr.DataArray) -> bool:
+    """Whether :func:`_in_blocks` loads ``da`` whole (small, or not per draw) rather than by block."""
+    return da.nbytes < IN_MEMORY_BYTES or "draw" not in da.dims
+
+
 def _one_chunk(da: xr.DataArray) -> xr.DataArray:
     """``da`` to be written as one zarr chunk (a variable held in memory is read whole).
 
@@ -279,7 +284,7 @@ def _in_blocks(ds: xr.Dataset) -> xr.Dataset:
     # Loads run in this thread, whatever dask scheduler a caller (a sweep's Client) left as the default.
     with one_block_at_a_time():
         for name, da in ds.data_vars.items():
-            if da.nbytes < IN_MEMORY_BYTES or "draw" not in da.dims:
+            if _held_in_memory(da):
                 out[name] = _one_chunk(da.load())
                 continue
             blocks = {"chain": 1, "draw": DRAW_BLOCK, **({"ward": WARD_BLOCK} if "ward" in da.dims else {})}
@@ -575,8 +580,8 @@ def write_tree(idata: xr.DataTree, path: Path) -> None:
             for name, da in node.dataset.data_vars.items():
                 if da.chunks is None:
                     continue  # written by to_zarr
-                array = zarr.open_array(str(path.joinpath(*node.relative_to(idata).split("/"), name)
-                                            if node is not idata else path / name), mode="r+")
+                # (The root's relative path is ".", which pathlib drops.)
+                array = zarr.open_array(str(path / node.relative_to(idata) / name), mode="r+")
                 if not {"chain", "draw"} <= set(da.dims):
                     array[...] = da.values
                     continue
