@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pymc as pm
@@ -20,14 +21,20 @@ def test_only_large_surveys_on_numba_compile_apart() -> None:
 
 
 def _cache_files() -> set[str]:
-    from pytensor.link.numba.cache import NUMBA_CACHE_PATH
+    from pytensor.link.numba import cache
 
-    return {str(p) for p in NUMBA_CACHE_PATH.rglob("*") if p.is_file()}
+    return {str(p) for p in cache.NUMBA_CACHE_PATH.rglob("*") if p.is_file()}
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork-based compile is Linux only")
-def test_the_child_fills_the_cache_and_the_fit_compiles_from_it() -> None:
+def test_the_child_fills_the_cache_and_the_fit_compiles_from_it(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
     import nutpie
+    from pytensor.link.numba import cache
+
+    # A cache of this test's own: the suite's other process writes to the shared one meanwhile,
+    # and its files would read as this fit's. The child is forked, so it writes here too.
+    monkeypatch.setattr(cache, "NUMBA_CACHE_PATH", tmp_path)
 
     # A constant no other graph has, so this model's pieces are not in the cache yet.
     unique = float(time.time_ns() % 10**9) / 7.0
