@@ -92,8 +92,8 @@ def dashboard_run(tmp_path_factory):
                  "--seed", "7"]) == 0
     run = folder / "run"
     status = main(["dashboard", str(folder / "sim" / "borough.csv"), "--london", str(folder / "sim" / "mps.csv"),
-                   "--drivers", "listen", "informed", "--holdout", "4", "--out", str(run), "--draws", "1000",
-                   "--tune", "800", "--seed", "3", "--no-progress"])
+                   "--drivers", "listen", "informed", "--holdout", "4", "--out", str(run), "--draws", "500",
+                   "--tune", "500", "--seed", "3", "--no-progress"])
     assert status == 0
     return run, json.loads((folder / "sim" / "truth.json").read_text())
 
