@@ -3,6 +3,7 @@ import shutil
 
 import pytest
 
+from pas_bayes.compiled_models import forget_compiled
 from pas_bayes.errors import RunFolderError
 from pas_bayes.fit import POSTERIOR, fit_run, load_run
 from pas_bayes.spec import spec_from_dict
@@ -83,11 +84,15 @@ def test_same_seed_same_draws(small_survey, tmp_path):
                                      "ward_slopes": ["visibility"], "demographics": ["ethnicity"]},
                            "sampler": {"draws": 50, "tune": 80, "chains": 2, "seed": 12}})
     survey = read_survey(small_survey, spec)
+    forget_compiled()
     first = load_run(fit_run(spec, survey, tmp_path / "a", progressbar=False)).idata
+    # The refit samples the model compiled for the first (same spec and data): the same draws.
     second = load_run(fit_run(spec, survey, tmp_path / "b", progressbar=False)).idata
     assert (first["posterior"]["beta"].values == second["posterior"]["beta"].values).all()
-    other = load_run(fit_run(spec.with_sampler(seed=13), survey, tmp_path / "c", progressbar=False)).idata
-    assert not (first["posterior"]["beta"].values == other["posterior"]["beta"].values).all()
+    other = load_run(fit_run(spec.with_sampler(seed=13, draws=40), survey, tmp_path / "c", progressbar=False)).idata
+    assert not (first["posterior"]["beta"][:, :40].values == other["posterior"]["beta"].values).all()
+    reused = [t["posterior"].attrs["compiled_model_reused"] for t in (first, second, other)]
+    assert reused == [0, 1, 1]
     # The sampler's store (deleted in a thread while the run folder is finished) is gone.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c"]
 

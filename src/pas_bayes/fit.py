@@ -50,6 +50,7 @@ from pas_bayes.atomic import refuse_existing
 from pas_bayes.chunk_files import read_whole_array
 from pas_bayes.comparison import loo_tables
 from pas_bayes.compile_apart import compile_apart_wanted, compile_in_child
+from pas_bayes.compiled_models import compiled_for, model_key
 from pas_bayes.diagnostics import parameter_diagnostics, parameter_table, read_parameter_table
 from pas_bayes.errors import RunFolderError
 from pas_bayes.memory import one_block_at_a_time, release_freed_memory
@@ -110,7 +111,8 @@ def run_provenance(spec: Any, idata: xr.DataTree, wall: float, command: list[str
 
 
 def sample_posterior(model: pm.Model, spec: Any, *, progressbar: bool = True,
-                     var_names: list[str] | None = None, trace_store: Path | None = None) -> xr.DataTree:
+                     var_names: list[str] | None = None, trace_store: Path | None = None,
+                     reuse_key: str | None = None) -> xr.DataTree:
     """Draw from the posterior with the spec's sampler settings.
 
     nutpie (Rust NUTS over a numba-compiled log-density, or a JAX one with
@@ -127,6 +129,10 @@ def sample_posterior(model: pm.Model, spec: Any, *, progressbar: bool = True,
         nutpie only: stream the draws into a zarr store at this (new) folder as they are
         made, instead of holding them in memory; the returned tree then reads the
         posterior from there lazily, so the draws never sit in memory all at once.
+    reuse_key
+        nutpie on Numba only: the model's :func:`~pas_bayes.compiled_models.model_key`.
+        When the last model compiled in this process had the same key it is sampled
+        again without compiling (a refit with other sampler settings).
 
     Returns
     -------
@@ -141,7 +147,7 @@ def sample_posterior(model: pm.Model, spec: Any, *, progressbar: bool = True,
     with model, pytensor.config.change_flags(numba__fastmath=False):
         if s.name == "nutpie":
             return _sample_nutpie(model, s, progressbar=progressbar, var_names=var_names,
-                                  trace_store=trace_store)
+                                  trace_store=trace_store, reuse_key=reuse_key)
         if s.name == "advi":
             return _approximate_advi(model, s, progressbar=progressbar, var_names=var_names,
                                      trace_store=trace_store)
@@ -154,23 +160,27 @@ def sample_posterior(model: pm.Model, spec: Any, *, progressbar: bool = True,
 
 
 def _sample_nutpie(model: pm.Model, s: Any, *, progressbar: bool, var_names: list[str] | None,
-                   trace_store: Path | None) -> xr.DataTree:
+                   trace_store: Path | None, reuse_key: str | None = None) -> xr.DataTree:
     """nutpie called directly (what ``pm.sample(nuts_sampler="nutpie")`` does, plus streaming)."""
     import nutpie
     from pymc.util import get_random_generator
 
     compile_clock = time.time()
-    compiled_apart = False
+    compiled_apart = reused = False
     if s.backend == "jax":
         from pas_bayes.likelihood import register_jax
 
         register_jax()
         compiled = nutpie.compile_pymc_model(model, var_names=var_names, backend="jax", gradient_backend="jax")
     else:
-        # A first compile's memory stays with the process that did it: a child takes it away.
-        if compile_apart_wanted(len(model.coords.get("obs", ())), s.backend):
-            compiled_apart = compile_in_child(model, var_names)
-        compiled = nutpie.compile_pymc_model(model, var_names=var_names, backend="numba")
+        def compile_numba() -> Any:
+            nonlocal compiled_apart
+            # A first compile's memory stays with the process that did it: a child takes it away.
+            if compile_apart_wanted(len(model.coords.get("obs", ())), s.backend):
+                compiled_apart = compile_in_child(model, var_names)
+            return nutpie.compile_pymc_model(model, var_names=var_names, backend="numba")
+
+        compiled, reused = compiled_for(reuse_key, compile_numba)
     compile_time = time.time() - compile_clock
     # What compiling freed (graph rewrites, LLVM's work) goes back before the chains start.
     release_freed_memory()
@@ -207,6 +217,7 @@ def _sample_nutpie(model: pm.Model, s: Any, *, progressbar: bool, var_names: lis
     idata["posterior"].attrs.update({"sampling_time": sampling_time, "compile_time": compile_time,
                                      "tuning_steps": s.tune,
                                      "compiled_in_child_first": int(compiled_apart),
+                                     "compiled_model_reused": int(reused),
                                      "inference_library": "nutpie",
                                      "inference_library_version": nutpie.__version__})
     return idata
@@ -478,8 +489,9 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
     try:
         store = trace_dir / "trace.zarr" if spec.sampler.name in ("nutpie", "advi") else None
         before = time.perf_counter()
-        idata = sample_posterior(model, spec, progressbar=progressbar, var_names=stored_variables(model),
-                                 trace_store=store)
+        var_names = stored_variables(model)
+        idata = sample_posterior(model, spec, progressbar=progressbar, var_names=var_names, trace_store=store,
+                                 reuse_key=model_key(spec, survey.frame, var_names))
         release_freed_memory()
         attrs = idata["posterior"].attrs
         phases["compile"] = float(attrs.get("compile_time", 0.0))
