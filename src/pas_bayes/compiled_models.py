@@ -56,7 +56,7 @@ def compiled_for(key: str | None, compile_model: Callable[[], Any]) -> tuple[Any
     Parameters
     ----------
     key
-        From :func:`model_key`; None compiles and keeps nothing.
+        From :func:`model_key`; None compiles and keeps nothing (and drops the kept model).
     compile_model
         Compiles the model (called only when needed).
 
