@@ -32,6 +32,11 @@ def test_run_folder_describes_itself(small_run, small_survey):
     assert run.exclusions["rows"].sum() == prov["data_rows"]
     assert set(run.idata.children) >= {"posterior", "sample_stats", "observed_data", "constant_data"}
     assert run.idata["posterior"].sizes["chain"] == 2 and run.idata["posterior"].sizes["draw"] == 300
+    # One attempt unless it diverged, and then the kept draws are the last attempt's.
+    attempts = prov["sampler_attempts"]
+    assert attempts[-1]["divergences"] == int(run.idata["sample_stats"]["diverging"].sum())
+    assert len(attempts) == 1 + (attempts[0]["divergences"] > 0)
+    assert sum(a["sampling_seconds"] for a in attempts) == pytest.approx(prov["sampling_seconds"])
 
 
 def test_an_existing_run_is_not_overwritten_and_nothing_is_sampled(small_run, small_survey):
@@ -111,3 +116,58 @@ def test_a_fit_failing_after_sampling_leaves_nothing_behind(small_survey, tmp_pa
     with pytest.raises(RuntimeError, match="diagnostics failed"):
         fit_run(spec, survey, tmp_path / "run", progressbar=False)
     assert list(tmp_path.iterdir()) == []  # no run folder, no partial folder, no sampler's store
+
+
+def _funnel():
+    """Neal's funnel, centred: with a short warm-up at a low target acceptance its neck diverges."""
+    import pymc as pm
+
+    with pm.Model() as model:
+        v = pm.Normal("v", 0.0, 3.0)
+        pm.Normal("x", 0.0, pm.math.exp(v / 2), shape=9)
+    return model
+
+
+def _funnel_spec(**sampler):
+    from pas_bayes.spec import ModelSpec
+
+    return ModelSpec(name="funnel").with_sampler(draws=500, tune=300, chains=2, seed=3, **sampler)
+
+
+def test_divergent_draws_are_sampled_again_at_the_retry_target_and_both_attempts_recorded(tmp_path):
+    from pas_bayes.diagnostics import diagnose
+    from pas_bayes.fit import divergences, sample_posterior, sample_until_clean, sampler_attempts
+
+    model = _funnel()
+    spec = _funnel_spec(target_accept=0.6, retry_target_accept=0.95)
+    alone = sample_posterior(model, spec, progressbar=False)
+    assert divergences(alone) > 0  # the premise: at 0.6 this funnel diverges
+    store = tmp_path / "trace.zarr"
+    idata = sample_until_clean(model, spec, progressbar=False, trace_store=store)
+    attempts = sampler_attempts(idata)
+    assert [a["target_accept"] for a in attempts] == [0.6, 0.95]
+    assert attempts[0]["divergences"] == divergences(alone)  # the same seed: the same first attempt
+    assert attempts[1]["divergences"] == divergences(idata)  # the kept draws are the retry's
+    attrs = idata["posterior"].attrs
+    assert attrs["target_accept"] == 0.95
+    assert attrs["sampling_time"] == pytest.approx(sum(a["sampling_seconds"] for a in attempts))
+    assert attrs["compile_time"] == pytest.approx(sum(a["compile_seconds"] for a in attempts))
+    # The first attempt's store is gone; the retry streamed to its own.
+    assert not store.exists() and store.with_name("trace.zarr.retry").is_dir()
+    assert not (idata["posterior"]["v"].values == alone["posterior"]["v"].values).all()
+    # The diagnostics show the discarded attempt, whatever the retry found.
+    check = diagnose(idata).table().set_index("check").loc["divergent transitions"]
+    assert "attempt 1 at target acceptance 0.6: " + str(attempts[0]["divergences"]) in check["worst"]
+    assert "attempt 2's at 0.95" in check["worst"]
+
+
+@pytest.mark.parametrize("retry", [0.0, 0.6, 0.5])
+def test_no_retry_when_it_is_off_or_not_above_the_target(retry):
+    from pas_bayes.fit import divergences, sample_until_clean, sampler_attempts
+
+    idata = sample_until_clean(_funnel(), _funnel_spec(target_accept=0.6, retry_target_accept=retry),
+                               progressbar=False)
+    assert divergences(idata) > 0  # kept, and shown by the diagnostics as any divergence is
+    assert sampler_attempts(idata) == [{"target_accept": 0.6, "divergences": divergences(idata),
+                                        "sampling_seconds": idata["posterior"].attrs["sampling_time"],
+                                        "compile_seconds": idata["posterior"].attrs["compile_time"]}]

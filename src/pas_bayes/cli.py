@@ -60,7 +60,8 @@ def _fit(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec).with_sampler(draws=args.draws, tune=args.tune, chains=args.chains,
                                              seed=args.seed, name=args.sampler, cores=args.cores,
-                                             target_accept=args.target_accept, backend=args.backend)
+                                             target_accept=args.target_accept, backend=args.backend,
+                                             retry_target_accept=args.retry_target_accept)
     data = Path(args.data) if args.data else spec.data_path()
     if data is None:
         raise SpecError(f"{args.spec}: no data file: give --data FILE or [data] path in the spec")
@@ -79,6 +80,11 @@ def _fit(args: argparse.Namespace) -> int:
     out = fit_run(spec, survey, args.out, force=args.force, progressbar=not args.no_progress,
                   command=["pas-bayes", *args.argv], loo=not args.no_loo)
     run = load_run(out)
+    attempts = run.provenance.get("sampler_attempts", [])
+    if len(attempts) > 1:
+        print(f"The first attempt diverged ({attempts[0]['divergences']} divergent transitions at target "
+              f"acceptance {attempts[0]['target_accept']}): its draws were discarded and the model sampled "
+              f"again at {attempts[-1]['target_accept']}")
     print(f"Run written to {out} (sampling {run.provenance['sampling_seconds']:.0f} s)")
     print(diagnose(run.idata, run.provenance.get("loo"), run.per_parameter).to_text())
     return 0
@@ -434,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how nutpie compiles the model: numba (CPU, default) or jax (GPU; needs JAX)")
     p.add_argument("--target-accept", type=float,
                    help="NUTS target acceptance rate (default: the spec's sampler.target_accept)")
+    p.add_argument("--retry-target-accept", type=float,
+                   help="when the draws diverge, sample again from the start at this target acceptance "
+                   "(default: the spec's sampler.retry_target_accept; 0: no retry)")
     p.add_argument("--encoding", help="text encoding of a CSV survey (default from the spec: utf-8)")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
     p.add_argument("--no-loo", action="store_true", help="skip PSIS-LOO (the run cannot then be compared)")

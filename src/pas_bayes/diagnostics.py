@@ -83,6 +83,17 @@ class DiagnosticsReport:
         return "\n".join([*lines, "", verdict])
 
 
+def _earlier_attempts(idata: xr.DataTree) -> tuple[str, ...]:
+    """What the attempts before the kept one found (a fit sampled again after divergences)."""
+    recorded = idata["posterior"].attrs.get("sampler_attempts")
+    if not recorded:
+        return ()
+    attempts = json.loads(recorded) if isinstance(recorded, str) else list(recorded)
+    return tuple(f"attempt {i + 1} at target acceptance {a['target_accept']}: {a['divergences']} divergent, "
+                 f"its draws discarded; these draws are attempt {len(attempts)}'s at {attempts[-1]['target_accept']}"
+                 for i, a in enumerate(attempts[:-1]))
+
+
 def _fmt(value: float) -> str:
     if np.isnan(value):
         return "n/a"
@@ -284,7 +295,7 @@ def diagnose(idata: xr.DataTree, loo: dict | None = None,
         by_chain = diverging.sum("draw").values.tolist()
         checks.append(Check(
             "divergent transitions", float(n_div), "0", n_div == 0,
-            worst=(f"per chain {by_chain}",) if n_div else (),
+            worst=((f"per chain {by_chain}",) if n_div else ()) + _earlier_attempts(idata),
             advice="raise sampler.target_accept (0.95, then 0.99); if they persist, the posterior has "
             "a funnel or a prior is too wide: look at the sd_* parameters in the rank plots",
         ))

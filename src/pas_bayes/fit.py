@@ -102,6 +102,9 @@ def run_provenance(spec: Any, idata: xr.DataTree, wall: float, command: list[str
         "spec_sha256": spec.digest(),
         "seed": spec.sampler.seed,
         "sampler": {**spec.sampler.__dict__},
+        # More than one when the first attempt diverged (sample_until_clean): each with its
+        # target acceptance, divergences and times; the posterior holds the last one's draws.
+        "sampler_attempts": sampler_attempts(idata),
         "sampling_seconds": float(idata.posterior.attrs.get("sampling_time", float("nan"))),
         "wall_seconds": round(wall, 2),
         "versions": package_versions(),
@@ -157,6 +160,89 @@ def sample_posterior(model: pm.Model, spec: Any, *, progressbar: bool = True,
             # numba/nutpie threads exist in this process: fork would risk deadlocks.
             progressbar=progressbar, model=model, var_names=var_names, mp_ctx="forkserver",
         )
+
+
+#: Samplers whose draws can diverge (``advi`` is a preview: it has no trajectories).
+NUTS_SAMPLERS = ("nutpie", "pymc")
+
+
+def divergences(idata: xr.DataTree) -> int:
+    """The number of divergent transitions among the kept draws (0 when the sampler records none)."""
+    if "sample_stats" not in idata.children or "diverging" not in idata["sample_stats"].data_vars:
+        return 0
+    return int(idata["sample_stats"]["diverging"].sum())
+
+
+def sampler_attempts(idata: xr.DataTree) -> list[dict[str, Any]]:
+    """Every attempt that made this posterior, first to last (one, unless divergences called a retry).
+
+    Each is ``{"target_accept", "divergences", "sampling_seconds", "compile_seconds"}``; the
+    last is the attempt whose draws the posterior holds.
+    """
+    attrs = idata["posterior"].attrs
+    recorded = attrs.get("sampler_attempts")
+    if recorded:
+        return json.loads(recorded) if isinstance(recorded, str) else list(recorded)
+    return [{"target_accept": attrs.get("target_accept"), "divergences": divergences(idata),
+             "sampling_seconds": float(attrs.get("sampling_time", float("nan"))),
+             "compile_seconds": float(attrs.get("compile_time", float("nan")))}]
+
+
+def sample_until_clean(model: pm.Model, spec: Any, *, progressbar: bool = True,
+                       var_names: list[str] | None = None, trace_store: Path | None = None,
+                       reuse_key: str | None = None) -> xr.DataTree:
+    """:func:`sample_posterior`, sampled once more at ``sampler.retry_target_accept`` if it diverged.
+
+    A divergence means a trajectory met curvature its step could not follow, so the draws
+    may under-explore that region; the remedy is a smaller step (a higher target
+    acceptance), which Stan and brms leave to the user. Here the second attempt is made
+    from the start with the same seed and the compiled model reused, and the first
+    attempt's draws are discarded, not mixed in. Nothing is hidden: the posterior's
+    ``sampler_attempts`` attribute records each attempt's target acceptance, divergences
+    and times, the diagnostics report them, and ``sampling_time`` / ``compile_time`` are
+    both attempts together. A second attempt that still diverges is kept and fails the
+    divergence check as any fit would.
+
+    Parameters
+    ----------
+    model, spec, progressbar, var_names, reuse_key
+        As :func:`sample_posterior`.
+    trace_store
+        As :func:`sample_posterior`; a retry streams to a sibling folder (``<name>.retry``),
+        and the first attempt's store is deleted before it starts.
+
+    Returns
+    -------
+    xarray.DataTree
+        The last attempt's posterior.
+    """
+    s = spec.sampler
+    idata = sample_posterior(model, spec, progressbar=progressbar, var_names=var_names,
+                             trace_store=trace_store, reuse_key=reuse_key)
+    first = divergences(idata)
+    retry = getattr(s, "retry_target_accept", 0.0)
+    if not first or s.name not in NUTS_SAMPLERS or retry <= s.target_accept:
+        idata["posterior"].attrs["target_accept"] = s.target_accept
+        return idata
+    attempts = [{**sampler_attempts(idata)[0], "target_accept": s.target_accept}]
+    print(f"pas_bayes: {first} divergent transitions at target acceptance {s.target_accept}; "
+          f"sampling again at {retry} (the first attempt's draws are discarded)", file=sys.stderr)
+    # The first attempt's lazily read draws live in its store: let go of them, then of the store.
+    del idata
+    release_freed_memory()
+    retry_store = None
+    if trace_store is not None:
+        shutil.rmtree(trace_store, ignore_errors=True)
+        retry_store = trace_store.with_name(trace_store.name + ".retry")
+    retry_spec = spec.with_sampler(target_accept=retry)
+    idata = sample_posterior(model, retry_spec, progressbar=progressbar, var_names=var_names,
+                             trace_store=retry_store, reuse_key=reuse_key)
+    attrs = idata["posterior"].attrs
+    attempts.append({**sampler_attempts(idata)[0], "target_accept": retry})
+    attrs.update({"sampler_attempts": json.dumps(attempts), "target_accept": retry,
+                  "sampling_time": sum(a["sampling_seconds"] for a in attempts),
+                  "compile_time": sum(a["compile_seconds"] for a in attempts)})
+    return idata
 
 
 def _sample_nutpie(model: pm.Model, s: Any, *, progressbar: bool, var_names: list[str] | None,
@@ -490,8 +576,8 @@ def fit_run(spec: ModelSpec, survey: SurveyData, out: str | Path, *, force: bool
         store = trace_dir / "trace.zarr" if spec.sampler.name in ("nutpie", "advi") else None
         before = time.perf_counter()
         var_names = stored_variables(model)
-        idata = sample_posterior(model, spec, progressbar=progressbar, var_names=var_names, trace_store=store,
-                                 reuse_key=model_key(spec, survey.frame, var_names))
+        idata = sample_until_clean(model, spec, progressbar=progressbar, var_names=var_names, trace_store=store,
+                                   reuse_key=model_key(spec, survey.frame, var_names))
         release_freed_memory()
         attrs = idata["posterior"].attrs
         phases["compile"] = float(attrs.get("compile_time", 0.0))
