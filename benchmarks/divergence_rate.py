@@ -27,13 +27,20 @@ from results_table import markdown_table
 from speed_vs_peers import SPEC, _diagnostics, make_survey
 
 
-def fit_once(data: Path, work: Path, seed: int, target_accept: float, spec_path: Path) -> dict[str, float]:
-    """One fit of the survey at ``data``: its sampler diagnostics and times."""
+def fit_once(data: Path, work: Path, seed: int, target_accept: float, spec_path: Path,
+             retry_target_accept: float | None = None) -> dict[str, float]:
+    """One fit of the survey at ``data``: its sampler diagnostics and times.
+
+    ``divergences`` and the other diagnostics are the kept draws'; when the first attempt
+    diverged and the fit sampled again (``sampler.retry_target_accept``), ``attempts`` is 2,
+    ``first_attempt_divergences`` the first attempt's count and ``sampling_s`` both together.
+    """
     from pas_bayes.fit import fit_run, load_run
     from pas_bayes.spec import load_spec
     from pas_bayes.survey import read_survey
 
-    spec = load_spec(spec_path).with_sampler(seed=seed, target_accept=target_accept)
+    spec = load_spec(spec_path).with_sampler(seed=seed, target_accept=target_accept,
+                                             retry_target_accept=retry_target_accept)
     survey = read_survey(data, spec)
     clock = time.perf_counter()
     out = fit_run(spec, survey, work, progressbar=False, loo=False)
@@ -45,6 +52,9 @@ def fit_once(data: Path, work: Path, seed: int, target_accept: float, spec_path:
            "chains": spec.sampler.chains, "sampling_s": float(attrs["sampling_time"]), "wall_s": wall,
            "step_size": float(stats["step_size"].mean()) if "step_size" in stats.data_vars else float("nan"),
            **_diagnostics(run.idata)}
+    attempts = run.provenance["sampler_attempts"]
+    row.update({"attempts": len(attempts), "first_attempt_divergences": attempts[0]["divergences"],
+                "kept_target_accept": attempts[-1]["target_accept"]})
     row["min_ess_bulk_per_s"] = row["min_ess_bulk"] / row["sampling_s"]
     row["divergent_at"] = divergent_at(run.idata)
     return row
@@ -88,6 +98,9 @@ def add_up(rows: pd.DataFrame) -> pd.DataFrame:
                     "divergences": int(group["divergences"].sum()),
                     "divergences_per_10k_draws": 1e4 * group["divergences"].sum() / n_draws,
                     "fits_with_divergences": int((group["divergences"] > 0).sum()),
+                    # Fits whose first attempt diverged and were sampled again (their divergences
+                    # above are the kept attempt's).
+                    "fits_sampled_again": int((group.get("attempts", pd.Series(1, index=group.index)) > 1).sum()),
                     "fits_r_hat_over_1_01": int((group["max_r_hat"] > 1.01).sum()),
                     # Bulk or tail: the fit's own check fails on either.
                     "fits_ess_under_400": int((low_ess := group[["min_ess_bulk", "min_ess_tail"]].min(axis=1)
@@ -106,6 +119,9 @@ def main() -> None:
                         help="survey seeds, comma-separated (each survey is also fitted with its own seed)")
     parser.add_argument("--target-accept", default="0.8,0.9", help="comma-separated target acceptances")
     parser.add_argument("--spec", default=str(SPEC))
+    parser.add_argument("--retry-target-accept", type=float, default=None,
+                        help="target acceptance of the second attempt after divergences (default: the "
+                        "spec's sampler.retry_target_accept; 0: no retry, as the tables before it)")
     parser.add_argument("--out", default=None, help="table path without suffix (.md and .csv written)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -116,9 +132,11 @@ def main() -> None:
             data = make_survey(args.size, seed, Path(tmp) / f"survey_{seed}")
             for ta in accepts:
                 row = {"size": args.size, "survey_seed": seed, "target_accept": ta,
-                       **fit_once(data, Path(tmp) / f"run_{seed}_{ta}", seed, ta, Path(args.spec))}
-                print({k: row[k] for k in ("survey_seed", "target_accept", "divergences", "min_ess_bulk",
-                                           "max_r_hat", "sampling_s")}, flush=True)
+                       **fit_once(data, Path(tmp) / f"run_{seed}_{ta}", seed, ta, Path(args.spec),
+                                  args.retry_target_accept)}
+                print({k: row[k] for k in ("survey_seed", "target_accept", "attempts", "first_attempt_divergences",
+                                           "divergences", "min_ess_bulk", "min_ess_tail", "max_r_hat",
+                                           "sampling_s")}, flush=True)
                 rows.append(row)
                 # Written after every fit: a run stopped part-way keeps the fits it finished.
                 if args.out:

@@ -129,6 +129,10 @@ def job_pas_bayes(data: Path, work: Path, seed: int, reference: Path, *, approxi
     if not approximate:
         if backend == "numba":
             reference.write_text(json.dumps(_moments(run.idata)))
+        # A fit whose first attempt diverged samples again (sampler.retry_target_accept): its
+        # sampling_s above is both attempts, and the table says so.
+        attempts = run.provenance.get("sampler_attempts", [{}])
+        row.update({"attempts": len(attempts), "first_attempt_divergences": attempts[0].get("divergences", 0)})
         # R-hat and ESS of every element, as the fit computed and stored them (inside wall_s).
         return {**row, **_diagnostics(run.idata, run.per_parameter)}
     # R-hat and ESS of independent draws from the approximation say nothing of its accuracy:
