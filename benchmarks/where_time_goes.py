@@ -96,6 +96,8 @@ def main() -> None:
     parser.add_argument("--per-borough", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=8080)
+    parser.add_argument("--out", default=None,
+                        help="table path without suffix (default: results/where_time_goes[_<per-borough>])")
     args = parser.parse_args()
     spec = load_spec(ROOT / "benchmarks" / "specs" / "full_year.toml")
     settings = SimulationSettings(seed=args.seed, per_borough=args.per_borough)
@@ -121,16 +123,23 @@ def main() -> None:
         us, n = gradient_cost(model_module.build_model(spec, frame), args.repeats)
     rows.append({"model": "pas_bayes with the fused likelihood through libm's exp and log (not vectorised)",
                  "us_per_gradient": us, "parameters": n})
+    # The likelihood on one respondent, whose eta PyTensor then forms for that one alone: what
+    # is left is the parameters' part (priors, transforms, ward and borough tables).
+    with mock.patch.object(model_module, "bernoulli_logit_logp", lambda value, eta: eta[:1] * 0.0):
+        us, n = gradient_cost(model_module.build_model(spec, frame), args.repeats)
+    rows.append({"model": "pas_bayes without its respondents (the parameters' part alone)",
+                 "us_per_gradient": us, "parameters": n})
     table = pd.DataFrame(rows)
     table["ratio_to_plain"] = (table["us_per_gradient"] / table["us_per_gradient"].iloc[0]).round(2)
     table["us_per_gradient"] = table["us_per_gradient"].round(1)
-    out = ROOT / "benchmarks" / "results"
     # The full-year size keeps the plain name; other sizes get their own table beside it.
     stem = "where_time_goes" if args.per_borough == 400 else f"where_time_goes_{args.per_borough}"
-    table.to_csv(out / f"{stem}.csv", index=False)
-    (out / f"{stem}.md").write_text(
+    target = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / stem
+    command = " ".join(["python benchmarks/where_time_goes.py", *sys.argv[1:]])
+    table.to_csv(target.with_suffix(".csv"), index=False)
+    target.with_suffix(".md").write_text(
         f"# Cost of one gradient evaluation, {len(frame):,} respondents "
-        f"(`python benchmarks/where_time_goes.py --per-borough {args.per_borough} --repeats {args.repeats}`)\n\n"
+        f"(`{command}`)\n\n"
         + markdown_table(table) + "\n")
     print(table.to_string(index=False))
 
