@@ -80,10 +80,12 @@ def three_passes(design, ward, cell, y, coef, cell_effect):
             s += design[i, j] * coef[ward[i], j]
         eta[i] = s
     slope = np.empty(n)
-    total = 0.0
+    lp = np.empty(n)
+    # Summed after the loop: a running sum in it would keep the loop scalar (no reordering
+    # of floating-point additions without fast-math).
     for i in range(n):
-        lp, slope[i] = _likelihood(y[i], eta[i])
-        total += lp
+        lp[i], slope[i] = _likelihood(y[i], eta[i])
+    total = lp.sum()
     g_coef = np.zeros(coef.shape)
     g_cell = np.zeros(cell_effect.shape[0])
     for i in range(n):
@@ -99,10 +101,10 @@ def one_pass(design, ward, cell, y, coef, cell_effect):
     block = 256
     eta = np.empty(block)
     slope = np.empty(block)
+    lp = np.empty(n)
     acc = np.zeros(k)
     g_coef = np.zeros(coef.shape)
     g_cell = np.zeros(cell_effect.shape[0])
-    total = 0.0
     current = ward[0] if n else 0
     for start in range(0, n, block):
         m = min(block, n - start)
@@ -113,8 +115,7 @@ def one_pass(design, ward, cell, y, coef, cell_effect):
                 s += design[i, j] * coef[ward[i], j]
             eta[b] = s
         for b in range(m):
-            lp, slope[b] = _likelihood(y[start + b], eta[b])
-            total += lp
+            lp[start + b], slope[b] = _likelihood(y[start + b], eta[b])
         for b in range(m):
             i = start + b
             if ward[i] != current:  # the ward's sums go out once, when its respondents end
@@ -127,7 +128,7 @@ def one_pass(design, ward, cell, y, coef, cell_effect):
             g_cell[cell[i]] += slope[b]
     for j in range(k):
         g_coef[current, j] += acc[j]
-    return total, g_coef, g_cell
+    return lp.sum(), g_coef, g_cell
 
 
 def median_us(f, repeats: int) -> float:
