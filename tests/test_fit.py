@@ -135,8 +135,8 @@ def _funnel_spec(**sampler):
 
 
 def test_divergent_draws_are_sampled_again_at_the_retry_target_and_both_attempts_recorded(tmp_path):
-    from pas_bayes.diagnostics import diagnose
-    from pas_bayes.fit import divergences, sample_posterior, sample_until_clean, sampler_attempts
+    from pas_bayes.diagnostics import diagnose, divergences, sampler_attempts
+    from pas_bayes.fit import sample_posterior, sample_until_clean
 
     model = _funnel()
     spec = _funnel_spec(target_accept=0.6, retry_target_accept=0.95)
@@ -163,7 +163,8 @@ def test_divergent_draws_are_sampled_again_at_the_retry_target_and_both_attempts
 
 @pytest.mark.parametrize("retry", [0.0, 0.6, 0.5])
 def test_no_retry_when_it_is_off_or_not_above_the_target(retry):
-    from pas_bayes.fit import divergences, sample_until_clean, sampler_attempts
+    from pas_bayes.diagnostics import divergences, sampler_attempts
+    from pas_bayes.fit import sample_until_clean
 
     idata = sample_until_clean(_funnel(), _funnel_spec(target_accept=0.6, retry_target_accept=retry),
                                progressbar=False)

@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import arviz as az
 import numpy as np
@@ -83,12 +84,31 @@ class DiagnosticsReport:
         return "\n".join([*lines, "", verdict])
 
 
+def divergences(idata: xr.DataTree) -> int:
+    """The number of divergent transitions among the kept draws (0 when the sampler records none)."""
+    if "sample_stats" not in idata.children or "diverging" not in idata["sample_stats"].data_vars:
+        return 0
+    return int(idata["sample_stats"]["diverging"].sum())
+
+
+def sampler_attempts(idata: xr.DataTree) -> list[dict[str, Any]]:
+    """Every attempt that made this posterior, first to last (one, unless divergences called a retry).
+
+    Each is ``{"target_accept", "divergences", "sampling_seconds", "compile_seconds"}``; the
+    last is the attempt whose draws the posterior holds.
+    """
+    attrs = idata["posterior"].attrs
+    recorded = attrs.get("sampler_attempts")
+    if recorded:
+        return json.loads(recorded) if isinstance(recorded, str) else list(recorded)
+    return [{"target_accept": attrs.get("target_accept"), "divergences": divergences(idata),
+             "sampling_seconds": float(attrs.get("sampling_time", float("nan"))),
+             "compile_seconds": float(attrs.get("compile_time", float("nan")))}]
+
+
 def _earlier_attempts(idata: xr.DataTree) -> tuple[str, ...]:
     """What the attempts before the kept one found (a fit sampled again after divergences)."""
-    recorded = idata["posterior"].attrs.get("sampler_attempts")
-    if not recorded:
-        return ()
-    attempts = json.loads(recorded) if isinstance(recorded, str) else list(recorded)
+    attempts = sampler_attempts(idata)
     return tuple(f"attempt {i + 1} at target acceptance {a['target_accept']}: {a['divergences']} divergent, "
                  f"its draws discarded; these draws are attempt {len(attempts)}'s at {attempts[-1]['target_accept']}"
                  for i, a in enumerate(attempts[:-1]))

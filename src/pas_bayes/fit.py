@@ -51,7 +51,13 @@ from pas_bayes.chunk_files import read_whole_array
 from pas_bayes.comparison import loo_tables
 from pas_bayes.compile_apart import compile_apart_wanted, compile_in_child
 from pas_bayes.compiled_models import compiled_for, model_key
-from pas_bayes.diagnostics import parameter_diagnostics, parameter_table, read_parameter_table
+from pas_bayes.diagnostics import (
+    divergences,
+    parameter_diagnostics,
+    parameter_table,
+    read_parameter_table,
+    sampler_attempts,
+)
 from pas_bayes.errors import RunFolderError
 from pas_bayes.memory import one_block_at_a_time, release_freed_memory
 from pas_bayes.model import build_model, centred_groupings, restore_ward_effects, stored_variables
@@ -164,28 +170,6 @@ def sample_posterior(model: pm.Model, spec: Any, *, progressbar: bool = True,
 
 #: Samplers whose draws can diverge (``advi`` is a preview: it has no trajectories).
 NUTS_SAMPLERS = ("nutpie", "pymc")
-
-
-def divergences(idata: xr.DataTree) -> int:
-    """The number of divergent transitions among the kept draws (0 when the sampler records none)."""
-    if "sample_stats" not in idata.children or "diverging" not in idata["sample_stats"].data_vars:
-        return 0
-    return int(idata["sample_stats"]["diverging"].sum())
-
-
-def sampler_attempts(idata: xr.DataTree) -> list[dict[str, Any]]:
-    """Every attempt that made this posterior, first to last (one, unless divergences called a retry).
-
-    Each is ``{"target_accept", "divergences", "sampling_seconds", "compile_seconds"}``; the
-    last is the attempt whose draws the posterior holds.
-    """
-    attrs = idata["posterior"].attrs
-    recorded = attrs.get("sampler_attempts")
-    if recorded:
-        return json.loads(recorded) if isinstance(recorded, str) else list(recorded)
-    return [{"target_accept": attrs.get("target_accept"), "divergences": divergences(idata),
-             "sampling_seconds": float(attrs.get("sampling_time", float("nan"))),
-             "compile_seconds": float(attrs.get("compile_time", float("nan")))}]
 
 
 def sample_until_clean(model: pm.Model, spec: Any, *, progressbar: bool = True,
