@@ -395,13 +395,14 @@ def open_posterior_by_ward(path: str | Path) -> xr.Dataset:
     that region, which zarr splits into its stored chunks itself) rather than one stored
     chunk. PSIS-LOO of one five-year run folder, alternately: 33.7 s through a task a
     stored chunk, 27 s this way (+16 MB added peak), 23.5 s with every chain in one chunk
-    (+41 MB: not taken, for the 242,000-respondent fit's margin under 1 GB).
+    (+41 MB: not taken, for the 242,000-respondent fit's margin under 1 GB). The other
+    variables are left to xarray's lazy reading: whoever uses them reads the draws it keeps
+    (:func:`~pas_bayes.comparison.loo_tables` reads its thinned draws once).
     """
     with one_block_at_a_time():
         ds = xr.open_dataset(str(path), engine="zarr", group="posterior", chunks=None)
-        # Per-ward variables by region; the rest, each stored as one chunk, read whole.
-        return ds.assign({name: da.chunk({"chain": 1, "draw": -1, "ward": WARD_BLOCK}) if "ward" in da.dims
-                          else da.load() for name, da in ds.data_vars.items()})
+        return ds.assign({name: da.chunk({"chain": 1, "draw": -1, "ward": WARD_BLOCK})
+                          for name, da in ds.data_vars.items() if "ward" in da.dims})
 
 
 def approximation(idata: xr.DataTree) -> str | None:
