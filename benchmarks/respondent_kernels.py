@@ -8,14 +8,16 @@ slope, and scatters slope x design row back onto the ward's coefficients (and th
 onto the cell). This script times that part alone on synthetic arrays of the benchmark's
 shape (680 wards, 8 terms, 80 cells), in one run:
 
-* ``pytensor``: the graph :func:`pas_bayes.model.build_model` writes, compiled by
+* ``pytensor``: the same expressions as :func:`pas_bayes.model.build_model`'s gather, cell
+  intercept and fused likelihood (rebuilt here on the synthetic arrays), compiled by
   PyTensor's Numba back end (which fuses the gather into the product and the scatter into
   the gradient's product), its data as constants and as shared variables (as in a fit);
 * ``numba, three passes``: a gather-and-dot loop, the likelihood loop of
-  :mod:`pas_bayes.likelihood`, a scatter loop;
+  :mod:`pas_bayes.likelihood` (its loop body restated in ``_likelihood``, over the package's
+  own ``exp`` and ``log``), a scatter loop;
 * ``numba, one pass``: the three in one loop over blocks of respondents (the likelihood
-  over each block, then the block's scatter, summed in registers while the ward is the same),
-  so each design row is read while it is still in cache.
+  over each block, then the block's scatter, a ward's gradient summed locally while its
+  respondents last), so each design row is read while it is still in cache.
 
 Each value and gradient is checked against the PyTensor graph before timing. Writes
 ``results/respondent_kernels.csv`` and ``.md``.
