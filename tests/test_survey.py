@@ -32,6 +32,17 @@ def test_exclusions_add_up_to_the_input_rows(survey, raw):
     assert (table["rows"] > 0).all()
 
 
+def test_respondents_are_in_ward_order_and_keep_their_file_row(survey, raw):
+    """Ward order (borough, ward, file row) for the model's ward runs; ``row`` still points at the file."""
+    frame = survey.frame
+    keys = list(zip(frame["borough"], frame["ward"], frame["row"], strict=True))
+    assert keys == sorted(keys)
+    assert frame["row"].is_unique
+    file_wards = raw["ward"].to_numpy()[frame["row"].to_numpy() - 1]
+    assert np.array_equal(file_wards, frame["ward"].to_numpy())
+    assert not np.array_equal(frame["row"].to_numpy(), np.sort(frame["row"].to_numpy()))  # the file was not
+
+
 def test_each_excluded_row_has_the_reason_its_answers_give(survey, raw):
     kept = set(survey.frame["row"])
     dk = raw.index[raw["Q60"] == "Don't know"] + 1

@@ -177,11 +177,17 @@ def _log1p_unit(t: float) -> float:
     return 2.0 * s * q + (_LN2 if big else 0.0)
 
 
-@register_funcify_default_op_cache_key(BernoulliLogit)
-def _numba_bernoulli_logit(op: BernoulliLogit, node: Apply, **kwargs: Any) -> Any:
+def terms_loop(fastmath: set[str] | bool = _CONTRACT) -> Any:
+    """The Numba loop of :class:`BernoulliLogit`: ``terms(y, eta) -> (log-likelihoods, slopes)``.
+
+    ``fastmath`` is the loop's LLVM flags (the written-out ``exp`` and ``log`` are inlined
+    into it and take its flags): FMA contraction by default; ``False`` gives the loop without
+    it, a row of ``benchmarks/where_time_goes.py``.
+    """
+
     # error_model="numpy": Python's model checks every division for zero, and that branch
     # alone kept LLVM from vectorising the loop.
-    @numba_njit(fastmath=_CONTRACT, error_model="numpy")
+    @numba_njit(fastmath=fastmath, error_model="numpy")
     def terms(y: np.ndarray, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # In the model's graph eta can arrive as a strided view; over a strided array the
         # loop is not vectorised, and one respondent at a time the written-out exp and
@@ -203,13 +209,19 @@ def _numba_bernoulli_logit(op: BernoulliLogit, node: Apply, **kwargs: Any) -> An
             slope[i] = (y[i] * upper - (1.0 - y[i]) * lower) / (1.0 + t)
         return lp, slope
 
+    return terms
+
+
+@register_funcify_default_op_cache_key(BernoulliLogit)
+def _numba_bernoulli_logit(op: BernoulliLogit, node: Apply, **kwargs: Any) -> Any:
     # PyTensor caches compiled kernels by Op and props, not by source: bump this number
     # whenever the loop above changes, or an older compiled kernel is reused.
-    return terms, _KERNEL_VERSION
+    return terms_loop(), _KERNEL_VERSION
 
 
 def register_jax() -> None:
-    """Teach PyTensor's JAX back end the fused likelihood (imports JAX, so only when asked).
+    """Teach PyTensor's JAX back end the fused likelihood and the ward terms of
+    :mod:`pas_bayes.ward_terms` (imports JAX, so only when asked).
 
     Raises
     ------
@@ -229,6 +241,10 @@ def register_jax() -> None:
             return y * eta - jnp.logaddexp(0.0, eta), y - 1.0 / (1.0 + jnp.exp(-eta))
 
         return terms
+
+    from pas_bayes import ward_terms
+
+    ward_terms.register_jax()
 
 
 def bernoulli_logit_logp(value: pt.TensorVariable, eta: pt.TensorVariable) -> pt.TensorVariable:

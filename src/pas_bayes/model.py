@@ -51,12 +51,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 import xarray as xr
 
 from pas_bayes.geography import BOROUGH_NAMES
 from pas_bayes.likelihood import bernoulli_logit_logp
 from pas_bayes.spec import ModelSpec
+from pas_bayes.ward_terms import ward_runs, ward_terms
 
 
 def _prior(name: str, table: dict[str, Any], **kwargs: Any) -> pt.TensorVariable:
@@ -371,9 +373,10 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
         # Drivers enter centred at their sample means (binary ones included): a ward's
         # intercept and its yes/no slopes then barely trade off, which the group SDs need
         # to mix well. Slopes keep their meaning; intercepts are at the average resident.
-        design = pm.Data("design", np.column_stack([np.ones(len(frame)), X - centre]), dims=("obs", "term"))
+        # Held term by term, (term, obs), for the ward terms' runs (pas_bayes.ward_terms).
+        design = pm.Data("design", np.vstack([np.ones(len(frame)), (X - centre).T]), dims=("term", "obs"))
         pm.Data("borough_idx", borough_idx, dims="obs")
-        w_idx = pm.Data("ward_idx", ward_idx, dims="obs")
+        pm.Data("ward_idx", ward_idx, dims="obs")
         wb_idx = pm.Data("ward_borough_idx", ward_borough, dims="ward")
 
         centred = centred_groupings(spec, frame)
@@ -384,13 +387,16 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
         ward = _group_effects("ward", "ward", "ward_driver", list(spec.ward_slopes), spec,
                               "ward_intercept_sd", "ward_slope_sd", centred)
         # Every respondent's intercept and slopes are those of their ward, so they are added up
-        # once per ward (680 rows) and gathered once per respondent: one gather and one scatter
-        # in the gradient instead of one per level (measured in benchmarks/where_time_goes.py).
+        # once per ward (680 rows) and applied once per respondent, a run of the ward's
+        # respondents at a time (the reader puts them in ward order): no per-level gathers
+        # or scatters in the gradient (measured in benchmarks/where_time_goes.py).
         ward_slopes = beta + borough.slopes[wb_idx]
         if ward_cols:
             ward_slopes = pt.set_subtensor(ward_slopes[:, ward_cols], ward_slopes[:, ward_cols] + ward.slopes)
         ward_coef = pt.concatenate([(borough.intercept[wb_idx] + ward.intercept)[:, None], ward_slopes], axis=1)
-        eta = (design * ward_coef[w_idx]).sum(axis=1)
+        run_ward, run_start = ward_runs(ward_idx)
+        eta = ward_terms(ward_coef, design, pytensor.shared(run_ward, name="ward_run_ward"),
+                         pytensor.shared(run_start, name="ward_run_start"), n_wards=len(coords["ward"]))
         # Intercepts of small crossed groupings (year, each demographic), gathered together
         # below through the cell (combination of levels) each respondent is in.
         cell_terms: list[tuple[pt.TensorVariable, np.ndarray]] = []
@@ -406,7 +412,7 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
                 sd_ts = _prior("sd_year_slope", spec.prior("year_slope_sd"), dims="year_driver")
                 dev = _zero_sum_slopes("year_slope_dev", "z_year_slope", sd_ts, "year", "year_driver",
                                        "year" in centred)
-                eta = eta + (design[:, [1 + c for c in cols]] * dev[t_idx]).sum(axis=1)
+                eta = eta + (design[[1 + c for c in cols]].T * dev[t_idx]).sum(axis=1)
 
         for g in spec.demographics:
             level_idx = frame[g].map({v: i for i, v in enumerate(coords[g])}).to_numpy()
@@ -420,7 +426,7 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
                 cols = [spec.drivers.index(d) for d in spec.demographic_slopes[g]]
                 sd_gs = _prior(f"sd_{g}_slope", spec.prior("demographic_slope_sd"), dims=f"{g}_driver")
                 dev = _zero_sum_slopes(f"slope_dev_{g}", f"z_{g}_slope", sd_gs, g, f"{g}_driver", g in centred)
-                eta = eta + (design[:, [1 + c for c in cols]] * dev[idx]).sum(axis=1)
+                eta = eta + (design[[1 + c for c in cols]].T * dev[idx]).sum(axis=1)
 
         if cell_terms:
             # A full year has ~80 cells of ethnicity x age x sex: one gather (and one scatter in

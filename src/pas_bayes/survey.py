@@ -44,7 +44,8 @@ class SurveyData:
     Attributes
     ----------
     frame
-        One row per respondent kept: ``row`` (data row in the file, 1-based),
+        One row per respondent kept, in ward order (by borough, ward, then file row):
+        ``row`` (data row in the file, 1-based),
         ``borough``, ``borough_code``, ``ward``, ``ward_name``,
         ``financial_year``, ``quarter``, ``weight``, the outcome (0/1, named as
         the spec's outcome), ``answer`` (the outcome's full answer as 0 = least
@@ -445,6 +446,12 @@ def read_survey(path: str | Path, spec: ModelSpec, *, encoding: str | None = Non
         known = {normalise_label(level): level for level in demo.levels}
         tidy[g] = _text_column(kept(table[demo.column]).map(
             lambda v, known=known: NOT_STATED if non_substantive(v) else known.get(normalise_label(v), v)))
+
+    # Respondents in ward order (borough, ward, then their line in the file): the binary
+    # model's likelihood applies each ward's coefficients over its run of respondents
+    # (pas_bayes.ward_likelihood), which is fast only when a ward's respondents sit together.
+    # ``row`` keeps every respondent's place in the file.
+    tidy = tidy.sort_values(["borough", "ward", "row"], kind="stable", ignore_index=True)
 
     exclusions = (reasons.dropna().value_counts().rename_axis("reason").reset_index(name="rows")
                   .sort_values(["rows", "reason"], ascending=[False, True]))
