@@ -1,4 +1,4 @@
-"""The respondents' part of a gradient: PyTensor's fused graph against hand-written Numba loops.
+"""The respondents' part of a gradient: the model's PyTensor graphs against hand-written Numba loops.
 
 At five years almost all of a gradient is per respondent (``where_time_goes.py``: the
 model's parameters alone take a few dozen microseconds). Per respondent the gradient
@@ -8,7 +8,10 @@ slope, and scatters slope x design row back onto the ward's coefficients (and th
 onto the cell). This script times that part alone on synthetic arrays of the benchmark's
 shape (680 wards, 8 terms, 80 cells), in one run:
 
-* ``pytensor``: the same expressions as :func:`pas_bayes.model.build_model`'s gather, cell
+* ``pytensor, ward terms a run at a time``: as :func:`pas_bayes.model.build_model` now
+  writes it (respondents in ward order, :mod:`pas_bayes.ward_terms`), with the same cell
+  intercept and fused likelihood;
+* ``pytensor``: the expressions the model used before, the ward table's gather, the cell
   intercept and fused likelihood (rebuilt here on the synthetic arrays), compiled by
   PyTensor's Numba back end (which fuses the gather into the product and the scatter into
   the gradient's product), its data as constants and as shared variables (as in a fit);
@@ -17,9 +20,19 @@ shape (680 wards, 8 terms, 80 cells), in one run:
   own ``exp`` and ``log``), a scatter loop;
 * ``numba, one pass``: the three in one loop over blocks of respondents (the likelihood
   over each block, then the block's scatter, a ward's gradient summed locally while its
-  respondents last), so each design row is read while it is still in cache.
+  respondents last), so each design row is read while it is still in cache;
+* ``numba, ward segments``: the ward terms, likelihood and sums as one hand-written
+  kernel over the same runs (respondents in ward order, the design term by term): a ward's
+  coefficients are constants over its run, its predictor a few vectorised multiply-adds,
+  its likelihood the package's loop, its gradient one dot product a term (sums reordered
+  there, ``fastmath`` ``reassoc``), the log-likelihood summed in the kernel. Once with the
+  respondents in ward order, and once from and to the file's order (each respondent's
+  offset gathered through the ordering, their log-likelihood and slope written back), what
+  the model would need if the reader kept the file's order.
 
-Each value and gradient is checked against the PyTensor graph before timing. Writes
+The synthetic respondents are in random order, as a survey file holds them (the reader
+puts them in ward order), over 680 wards at a year and 1,311 at 60,000 (five years span
+two ward boundary vintages). Each value and gradient is checked against the PyTensor graph before timing. Writes
 ``results/respondent_kernels.csv`` and ``.md``.
 
     .venv/bin/python benchmarks/respondent_kernels.py [--respondents 12800,60000] [--repeats 500]
@@ -40,18 +53,39 @@ from numba import njit
 from results_table import markdown_table
 
 from pas_bayes.likelihood import _exp_neg, _log1p_unit, bernoulli_logit
+from pas_bayes.ward_terms import ward_runs, ward_terms
 
 ROOT = Path(__file__).resolve().parents[1]
-WARDS, TERMS, CELLS = 680, 8, 80
+TERMS, CELLS = 8, 80
+#: Wards at the benchmark's sizes: a year's survey has about 680, five years' about 1,311 (two
+#: boundary vintages); any other size gets a year's.
+WARDS = {12800: 680, 60000: 1311}
 
 
 def arrays(n: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Respondents in ward order (as a survey file usually holds them), a design with a column of ones."""
+    """Respondents in random ward order (as the synthetic survey holds them), a design with a column of ones."""
     rng = np.random.default_rng(seed)
+    wards = WARDS.get(n, 680)
     return {"design": np.column_stack([np.ones(n), rng.normal(size=(n, TERMS - 1))]),
-            "ward": np.sort(rng.integers(0, WARDS, n)), "cell": rng.integers(0, CELLS, n),
+            "ward": rng.integers(0, wards, n), "cell": rng.integers(0, CELLS, n),
             "y": (rng.random(n) < 0.6).astype(float),
-            "coef": rng.normal(0.0, 0.3, (WARDS, TERMS)), "cell_effect": rng.normal(0.0, 0.3, CELLS)}
+            "coef": rng.normal(0.0, 0.3, (wards, TERMS)), "cell_effect": rng.normal(0.0, 0.3, CELLS)}
+
+
+def pytensor_runs_graph(a: dict[str, np.ndarray]):
+    """The model as it now writes this part: respondents in ward order, the design term by term,
+    :func:`pas_bayes.ward_terms.ward_terms` a ward's run at a time, the same cell intercept and
+    fused likelihood; data as shared variables, as in a fit."""
+    order = np.argsort(a["ward"], kind="stable")
+    run_ward, run_start = ward_runs(a["ward"][order])
+    coef, cell = pt.matrix("coef"), pt.vector("cell_effect")
+    design_t = pytensor.shared(np.ascontiguousarray(a["design"][order].T))
+    eta = ward_terms(coef, design_t, pytensor.shared(run_ward), pytensor.shared(run_start),
+                     n_wards=a["coef"].shape[0]) + cell[pytensor.shared(a["cell"][order])]
+    logp = bernoulli_logit(pytensor.shared(a["y"][order]), eta)[0].sum()
+    with pytensor.config.change_flags(numba__fastmath=False):
+        f = pytensor.function([coef, cell], [logp, *pt.grad(logp, [coef, cell])], mode="NUMBA")
+    return lambda: f(a["coef"], a["cell_effect"])
 
 
 def pytensor_graph(a: dict[str, np.ndarray], shared: bool):
@@ -65,14 +99,14 @@ def pytensor_graph(a: dict[str, np.ndarray], shared: bool):
     return lambda: f(a["coef"], a["cell_effect"])
 
 
-@njit(error_model="numpy", inline="always")
+@njit(error_model="numpy", fastmath={"contract"}, inline="always")
 def _likelihood(y: float, e: float) -> tuple[float, float]:
     t = _exp_neg(min(abs(e), 745.0))
     upper, lower = (t, 1.0) if e > 0 else (1.0, t)
     return y * e - max(e, 0.0) - _log1p_unit(t), (y * upper - (1.0 - y) * lower) / (1.0 + t)
 
 
-@njit(error_model="numpy")
+@njit(error_model="numpy", fastmath={"contract"})
 def three_passes(design, ward, cell, y, coef, cell_effect):
     n, k = design.shape
     eta = np.empty(n)
@@ -97,7 +131,7 @@ def three_passes(design, ward, cell, y, coef, cell_effect):
     return total, g_coef, g_cell
 
 
-@njit(error_model="numpy")
+@njit(error_model="numpy", fastmath={"contract"})
 def one_pass(design, ward, cell, y, coef, cell_effect):
     n, k = design.shape
     block = 256
@@ -133,6 +167,66 @@ def one_pass(design, ward, cell, y, coef, cell_effect):
     return lp.sum(), g_coef, g_cell
 
 
+@njit(error_model="numpy", fastmath={"reassoc", "contract"})
+def _dot(a, b):
+    total = 0.0
+    for i in range(a.shape[0]):
+        total += a[i] * b[i]
+    return total
+
+
+@njit(error_model="numpy", fastmath={"contract"})
+def ward_segments(design_t, starts, cell, y, coef, cell_effect, order, cell_survey, to_survey_order):
+    """``design_t``, ``cell``, ``y`` in ward order; ``starts[w]:starts[w + 1]`` is ward ``w``.
+
+    ``to_survey_order``: the cell offset is formed in survey order (``cell_survey``, as the
+    model's graph would hand it over), gathered through ``order`` (ward position -> survey
+    position), and the log-likelihoods and slopes written back to survey order, where the
+    graph would sum them and scatter the slopes onto the cells; otherwise all in ward order.
+    """
+    k, n = design_t.shape
+    wards = starts.shape[0] - 1
+    eta = np.empty(n)
+    lp = np.empty(n)
+    slope = np.empty(n)
+    g_coef = np.empty((wards, k))
+    if to_survey_order:
+        offset = np.empty(n)
+        for i in range(n):
+            offset[i] = cell_effect[cell_survey[i]]
+        for i in range(n):
+            eta[i] = offset[order[i]]
+    else:
+        for i in range(n):
+            eta[i] = cell_effect[cell[i]]
+    for w in range(wards):
+        a, b = starts[w], starts[w + 1]
+        e = eta[a:b]
+        for j in range(k):
+            c = coef[w, j]
+            row = design_t[j, a:b]
+            for i in range(b - a):
+                e[i] += row[i] * c
+        ys, lps, s = y[a:b], lp[a:b], slope[a:b]
+        for i in range(b - a):
+            lps[i], s[i] = _likelihood(ys[i], e[i])
+        for j in range(k):
+            g_coef[w, j] = _dot(s, design_t[j, a:b])
+    g_cell = np.zeros(cell_effect.shape[0])
+    if to_survey_order:
+        lp_survey = np.empty(n)
+        slope_survey = np.empty(n)
+        for i in range(n):
+            lp_survey[order[i]] = lp[i]
+            slope_survey[order[i]] = slope[i]
+        for i in range(n):
+            g_cell[cell_survey[i]] += slope_survey[i]
+        return lp_survey.sum(), g_coef, g_cell
+    for i in range(n):
+        g_cell[cell[i]] += slope[i]
+    return lp.sum(), g_coef, g_cell
+
+
 def median_us(f, repeats: int) -> float:
     for _ in range(30):
         f()
@@ -154,10 +248,18 @@ def main() -> None:
     for n in (int(x) for x in args.respondents.split(",")):
         a = arrays(n)
         data = (a["design"], a["ward"], a["cell"], a["y"], a["coef"], a["cell_effect"])
+        order = np.argsort(a["ward"], kind="stable")  # ward position -> survey position
+        sorted_data = (np.ascontiguousarray(a["design"][order].T),
+                       np.searchsorted(a["ward"][order], np.arange(a["coef"].shape[0] + 1)),
+                       a["cell"][order], a["y"][order], a["coef"], a["cell_effect"], order, a["cell"])
         jobs = {"pytensor, data as constants": pytensor_graph(a, shared=False),
-                "pytensor, data as shared variables (as in a fit)": pytensor_graph(a, shared=True),
+                "pytensor, data as shared variables (as the model was)": pytensor_graph(a, shared=True),
+                "pytensor, ward terms a run at a time (as the model now is)": pytensor_runs_graph(a),
                 "numba, three passes": lambda data=data: three_passes(*data),
-                "numba, one pass over blocks of 256": lambda data=data: one_pass(*data)}
+                "numba, one pass over blocks of 256": lambda data=data: one_pass(*data),
+                "numba, ward segments (respondents held in ward order)":
+                    lambda d=sorted_data: ward_segments(*d, False),
+                "numba, ward segments, from and to survey order": lambda d=sorted_data: ward_segments(*d, True)}
         reference = jobs["pytensor, data as constants"]()
         for name, f in jobs.items():
             got = f()

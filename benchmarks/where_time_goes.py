@@ -83,6 +83,34 @@ def _libm_bernoulli_logit_logp():
     return lambda value, eta: op(pt.cast(value, eta.dtype), eta)[0]
 
 
+def _no_contraction_bernoulli_logit_logp():
+    """The fused likelihood's loop compiled without FMA contraction (as it was before it was
+    allowed): every multiply and add apart, for the side-by-side row."""
+    import pytensor.tensor as pt
+    from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
+
+    from pas_bayes.likelihood import BernoulliLogit, terms_loop
+
+    class NoContractionBernoulliLogit(BernoulliLogit):
+        pass
+
+    @register_funcify_default_op_cache_key(NoContractionBernoulliLogit)
+    def _numba_no_contraction(op, node, **kwargs):
+        return terms_loop(fastmath=False), 1
+
+    op = NoContractionBernoulliLogit()
+    return lambda value, eta: op(pt.cast(value, eta.dtype), eta)[0]
+
+
+def _gathered_ward_terms(coef, design_t, run_ward, run_start, n_wards=None):
+    """The ward terms as they were before runs: each respondent's row of the ward table
+    gathered and multiplied by their design row (respondents x terms, held respondent by
+    respondent as the design then was), for the side-by-side row."""
+    ward_of = np.repeat(run_ward.get_value(), np.diff(run_start.get_value()))
+    design = pytensor.shared(np.ascontiguousarray(design_t.get_value().T))
+    return (design * coef[ward_of]).sum(axis=1)
+
+
 def main() -> None:
     from plain_model import plain_model
     from results_table import markdown_table
@@ -122,6 +150,14 @@ def main() -> None:
     with mock.patch.object(model_module, "bernoulli_logit_logp", libm_logp):
         us, n = gradient_cost(model_module.build_model(spec, frame), args.repeats)
     rows.append({"model": "pas_bayes with the fused likelihood through libm's exp and log (not vectorised)",
+                 "us_per_gradient": us, "parameters": n})
+    with mock.patch.object(model_module, "bernoulli_logit_logp", _no_contraction_bernoulli_logit_logp()):
+        us, n = gradient_cost(model_module.build_model(spec, frame), args.repeats)
+    rows.append({"model": "pas_bayes with its likelihood loop compiled without FMA contraction",
+                 "us_per_gradient": us, "parameters": n})
+    with mock.patch.object(model_module, "ward_terms", _gathered_ward_terms):
+        us, n = gradient_cost(model_module.build_model(spec, frame), args.repeats)
+    rows.append({"model": "pas_bayes with its ward terms gathered per respondent, not applied a ward's run at a time",
                  "us_per_gradient": us, "parameters": n})
     # The likelihood on one respondent, whose eta PyTensor then forms for that one alone: what
     # is left is the parameters' part (priors, transforms, ward and borough tables).
