@@ -39,7 +39,10 @@ All of these choose the sampler's coordinates, not the model.
 Survey weights (``weights``) multiply each respondent's log-likelihood
 (pseudo-likelihood); the Savitsky-Williams option also weights each borough's
 and ward's prior density by its group weight.
-Every variable carries dims. The frame is never read from a file here.
+Each ward's intercept and slopes are added up once per ward and applied a run of the
+ward's respondents at a time (:mod:`pas_bayes.ward_terms`; the design is held term by
+term): in the reader's ward order each ward is one run. Every variable carries dims. The
+frame is never read from a file here.
 """
 
 from __future__ import annotations
@@ -339,7 +342,7 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
     pymc.Model
         With coords ``obs``, ``driver``, ``ward_driver``, ``borough``, ``ward``,
         one per demographic, and ``year`` / ``answer`` when used.
-        ``constant_data`` keeps the design and the index maps, so summaries
+        ``constant_data`` keeps the design (``term`` x ``obs``) and the index maps, so summaries
         never need the survey again.
     """
     coords = model_coords(spec, frame)
