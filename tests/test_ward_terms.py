@@ -25,6 +25,8 @@ def test_runs_cover_every_respondent_once_in_order():
     assert run_ward.tolist() == [3, 1, 3, 0]
     assert run_start.tolist() == [0, 2, 5, 6, 7]
     assert np.array_equal(np.repeat(run_ward, np.diff(run_start)), ward)
+    run_ward, run_start = ward_runs(np.array([], dtype=int))
+    assert run_ward.size == 0 and run_start.tolist() == [0]
 
 
 @pytest.mark.parametrize("mode", ["NUMBA", "FAST_COMPILE"])

@@ -52,6 +52,8 @@ def ward_runs(ward_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         Each respondent's ward index, in the model's order of respondents.
     """
     ward_idx = np.asarray(ward_idx, dtype=np.int64)
+    if ward_idx.size == 0:
+        return ward_idx, np.zeros(1, dtype=np.int64)
     starts = np.flatnonzero(np.diff(ward_idx)) + 1
     run_start = np.concatenate([[0], starts, [ward_idx.size]]).astype(np.int64)
     return ward_idx[run_start[:-1]], run_start
