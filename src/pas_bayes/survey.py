@@ -447,9 +447,9 @@ def read_survey(path: str | Path, spec: ModelSpec, *, encoding: str | None = Non
         tidy[g] = _text_column(kept(table[demo.column]).map(
             lambda v, known=known: NOT_STATED if non_substantive(v) else known.get(normalise_label(v), v)))
 
-    # Respondents in ward order (borough, ward, then their line in the file): the binary
-    # model's likelihood applies each ward's coefficients over its run of respondents
-    # (pas_bayes.ward_likelihood), which is fast only when a ward's respondents sit together.
+    # Respondents in ward order (borough, ward, then their line in the file): the model
+    # applies each ward's intercept and slopes over its run of respondents
+    # (pas_bayes.ward_terms), which is fast only when a ward's respondents sit together.
     # ``row`` keeps every respondent's place in the file.
     tidy = tidy.sort_values(["borough", "ward", "row"], kind="stable", ignore_index=True)
 

@@ -37,7 +37,7 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
 
-_KERNEL_VERSION = 1
+_KERNEL_VERSION = 2
 
 
 def ward_runs(ward_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -168,7 +168,7 @@ def _ward_terms_loop(coef: np.ndarray, design_t: np.ndarray, run_ward: np.ndarra
                      run_start: np.ndarray) -> np.ndarray:
     design_t = np.ascontiguousarray(design_t)
     k, n = design_t.shape
-    eta = np.zeros(n, dtype=design_t.dtype)
+    eta = np.zeros(n, dtype=coef.dtype)
     for r in range(run_ward.shape[0]):
         w, a, b = run_ward[r], run_start[r], run_start[r + 1]
         # Slices (not a range from a): their indices start at 0, so Numba's negative-index
