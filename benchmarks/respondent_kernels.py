@@ -53,7 +53,7 @@ from numba import njit
 from results_table import markdown_table
 
 from pas_bayes.likelihood import _exp_neg, _log1p_unit, bernoulli_logit
-from pas_bayes.ward_terms import ward_runs, ward_terms
+from pas_bayes.ward_terms import _run_dot, ward_runs, ward_terms
 
 ROOT = Path(__file__).resolve().parents[1]
 TERMS, CELLS = 8, 80
@@ -167,14 +167,6 @@ def one_pass(design, ward, cell, y, coef, cell_effect):
     return lp.sum(), g_coef, g_cell
 
 
-@njit(error_model="numpy", fastmath={"reassoc", "contract"})
-def _dot(a, b):
-    total = 0.0
-    for i in range(a.shape[0]):
-        total += a[i] * b[i]
-    return total
-
-
 @njit(error_model="numpy", fastmath={"contract"})
 def ward_segments(design_t, starts, cell, y, coef, cell_effect, order, cell_survey, to_survey_order):
     """``design_t``, ``cell``, ``y`` in ward order; ``starts[w]:starts[w + 1]`` is ward ``w``.
@@ -211,7 +203,7 @@ def ward_segments(design_t, starts, cell, y, coef, cell_effect, order, cell_surv
         for i in range(b - a):
             lps[i], s[i] = _likelihood(ys[i], e[i])
         for j in range(k):
-            g_coef[w, j] = _dot(s, design_t[j, a:b])
+            g_coef[w, j] = _run_dot(s, design_t[j, a:b])
     g_cell = np.zeros(cell_effect.shape[0])
     if to_survey_order:
         lp_survey = np.empty(n)

@@ -14,6 +14,7 @@ gradient, fast-math off as in every fit) and the ratio to the plain model.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -137,34 +138,32 @@ def main() -> None:
 
         return pm.logp(pm.Bernoulli.dist(logit_p=eta), value)
 
-    libm_logp = _libm_bernoulli_logit_logp()
     rows = []
     us, n = gradient_cost(plain_model(frame), args.repeats)
     rows.append({"model": "plain PyMC model (baseline)", "us_per_gradient": us, "parameters": n})
-    us, n = gradient_cost(model_module.build_model(spec, frame), args.repeats)
-    rows.append({"model": "pas_bayes", "us_per_gradient": us, "parameters": n})
-    with mock.patch.object(model_module, "bernoulli_logit_logp", pymc_bernoulli_logp):
-        us, n = gradient_cost(model_module.build_model(spec, frame), args.repeats)
-    rows.append({"model": "pas_bayes with PyMC's Bernoulli instead of the fused likelihood",
-                 "us_per_gradient": us, "parameters": n})
-    with mock.patch.object(model_module, "bernoulli_logit_logp", libm_logp):
-        us, n = gradient_cost(model_module.build_model(spec, frame), args.repeats)
-    rows.append({"model": "pas_bayes with the fused likelihood through libm's exp and log (not vectorised)",
-                 "us_per_gradient": us, "parameters": n})
-    with mock.patch.object(model_module, "bernoulli_logit_logp", _no_contraction_bernoulli_logit_logp()):
-        us, n = gradient_cost(model_module.build_model(spec, frame), args.repeats)
-    rows.append({"model": "pas_bayes with its likelihood loop compiled without FMA contraction",
-                 "us_per_gradient": us, "parameters": n})
-    with mock.patch.object(model_module, "ward_terms", _gathered_ward_terms):
-        us, n = gradient_cost(model_module.build_model(spec, frame), args.repeats)
-    rows.append({"model": "pas_bayes with its ward terms gathered per respondent, not applied a ward's run at a time",
-                 "us_per_gradient": us, "parameters": n})
-    # The likelihood on one respondent, whose eta PyTensor then forms for that one alone: what
-    # is left is the parameters' part (priors, transforms, ward and borough tables).
-    with mock.patch.object(model_module, "bernoulli_logit_logp", lambda value, eta: eta[:1] * 0.0):
-        us, n = gradient_cost(model_module.build_model(spec, frame), args.repeats)
-    rows.append({"model": "pas_bayes without its respondents (the parameters' part alone)",
-                 "us_per_gradient": us, "parameters": n})
+    # pas_bayes's model as it is, then with one of its parts swapped back (the module attribute
+    # build_model calls, and what it is replaced by), each a row of the same run.
+    variants = [
+        ("pas_bayes", None, None),
+        ("pas_bayes with PyMC's Bernoulli instead of the fused likelihood",
+         "bernoulli_logit_logp", pymc_bernoulli_logp),
+        ("pas_bayes with the fused likelihood through libm's exp and log (not vectorised)",
+         "bernoulli_logit_logp", _libm_bernoulli_logit_logp()),
+        ("pas_bayes with its likelihood loop compiled without FMA contraction",
+         "bernoulli_logit_logp", _no_contraction_bernoulli_logit_logp()),
+        ("pas_bayes with its ward terms gathered per respondent, not applied a ward's run at a time",
+         "ward_terms", _gathered_ward_terms),
+        # The likelihood on one respondent, whose eta PyTensor then forms for that one alone: what
+        # is left is the parameters' part (priors, transforms, ward and borough tables).
+        ("pas_bayes without its respondents (the parameters' part alone)",
+         "bernoulli_logit_logp", lambda value, eta: eta[:1] * 0.0),
+    ]
+    for label, attribute, replacement in variants:
+        patch = (mock.patch.object(model_module, attribute, replacement) if attribute
+                 else contextlib.nullcontext())
+        with patch:
+            us, n = gradient_cost(model_module.build_model(spec, frame), args.repeats)
+        rows.append({"model": label, "us_per_gradient": us, "parameters": n})
     table = pd.DataFrame(rows)
     table["ratio_to_plain"] = (table["us_per_gradient"] / table["us_per_gradient"].iloc[0]).round(2)
     table["us_per_gradient"] = table["us_per_gradient"].round(1)
