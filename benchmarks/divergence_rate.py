@@ -54,7 +54,9 @@ def fit_once(data: Path, work: Path, seed: int, target_accept: float, spec_path:
            **_diagnostics(run.idata)}
     attempts = run.provenance["sampler_attempts"]
     row.update({"attempts": len(attempts), "first_attempt_divergences": attempts[0]["divergences"],
-                "kept_target_accept": attempts[-1]["target_accept"]})
+                "kept_target_accept": attempts[-1]["target_accept"],
+                # More than the spec's chains when the ESS fell just short (sampler.more_chains_below_ess).
+                "chains_kept": int(run.idata["posterior"].sizes["chain"])})
     row["min_ess_bulk_per_s"] = row["min_ess_bulk"] / row["sampling_s"]
     row["divergent_at"] = divergent_at(run.idata)
     return row

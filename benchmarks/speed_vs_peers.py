@@ -132,7 +132,10 @@ def job_pas_bayes(data: Path, work: Path, seed: int, reference: Path, *, approxi
         # A fit whose first attempt diverged samples again (sampler.retry_target_accept): its
         # sampling_s above is both attempts, and the table says so.
         attempts = run.provenance.get("sampler_attempts", [{}])
-        row.update({"attempts": len(attempts), "first_attempt_divergences": attempts[0].get("divergences", 0)})
+        # One whose ESS fell just short samples more chains (sampler.more_chains_below_ess):
+        # chains_kept says how many the posterior holds, sampling_s is all of them.
+        row.update({"attempts": len(attempts), "first_attempt_divergences": attempts[0].get("divergences", 0),
+                    "chains_kept": int(run.idata["posterior"].sizes["chain"])})
         # R-hat and ESS of every element, as the fit computed and stored them (inside wall_s).
         return {**row, **_diagnostics(run.idata, run.per_parameter)}
     # R-hat and ESS of independent draws from the approximation say nothing of its accuracy:

@@ -150,3 +150,34 @@ def test_one_chain_keeps_its_ess_and_an_empty_table_reads_back_as_numbers(tmp_pa
     empty = read_parameter_table(path)
     assert empty.empty and all(empty[c].dtype == float for c in ("r_hat", "ess_bulk", "ess_tail"))
     diagnose(_tree(post, _stats(rng, chains=1)), per_parameter=empty)  # no error on no rows
+
+
+def test_ward_effects_made_from_z_in_place_leave_an_in_memory_posterior_unchanged(small_run, monkeypatch):
+    """The diagnostics turn a block of z draws into ward effects in place: never the caller's own arrays."""
+    import pas_bayes.diagnostics as diagnostics
+    from pas_bayes.diagnostics import parameter_diagnostics
+
+    post = load_run(small_run).idata["posterior"].to_dataset().compute()
+    before = {name: post[name].values.copy() for name in ("z_ward_slope", "z_ward_intercept")}
+    for block_bytes in (diagnostics.BLOCK_BYTES, 4_000):  # whole variables, then slices of them
+        monkeypatch.setattr(diagnostics, "BLOCK_BYTES", block_bytes)
+        per = parameter_diagnostics(post)
+        assert {"ward_slope_dev", "ward_intercept"} <= set(per["variable"])
+        for name, values in before.items():
+            np.testing.assert_array_equal(post[name].values, values)
+
+
+def test_diagnostics_of_a_lazily_read_posterior_never_load_a_whole_ward_variable(small_run, monkeypatch):
+    """The fit reads its run folder lazily (xarray's cached lazy arrays): blocks of wards are read,
+    and no variable is ever loaded whole (at five years z_ward_slope is 840 MB a fit)."""
+    import xarray as xr
+
+    import pas_bayes.diagnostics as diagnostics
+    from pas_bayes.fit import POSTERIOR
+
+    monkeypatch.setattr(diagnostics, "BLOCK_BYTES", 4_000)
+    with xr.open_dataset(small_run / POSTERIOR, engine="zarr", group="posterior", chunks=None) as post:
+        per = diagnostics.parameter_diagnostics(post)
+        assert {"ward_slope_dev", "ward_intercept"} <= set(per["variable"])
+        loaded = [name for name, da in post.data_vars.items() if "ward" in da.dims and da.variable._in_memory]
+        assert loaded == []

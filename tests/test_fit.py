@@ -31,11 +31,15 @@ def test_run_folder_describes_itself(small_run, small_survey):
     assert sum(phases.values()) <= prov["wall_seconds"] + 0.05
     assert run.exclusions["rows"].sum() == prov["data_rows"]
     assert set(run.idata.children) >= {"posterior", "sample_stats", "observed_data", "constant_data"}
-    assert run.idata["posterior"].sizes["chain"] == 2 and run.idata["posterior"].sizes["draw"] == 300
-    # One attempt unless it diverged, and then the kept draws are the last attempt's.
+    # Two chains, or more when their ESS fell just short (sampler.more_chains_below_ess).
+    added = sum(a.get("added_chains", 0) for a in prov["sampler_attempts"])
+    assert run.idata["posterior"].sizes["chain"] == prov["chains_kept"] == 2 + added
+    assert run.idata["posterior"].sizes["draw"] == 300
+    # One attempt unless it diverged (then the kept draws are the last attempt's) or chains were added.
     attempts = prov["sampler_attempts"]
-    assert attempts[-1]["divergences"] == int(run.idata["sample_stats"]["diverging"].sum())
-    assert len(attempts) == 1 + (attempts[0]["divergences"] > 0)
+    if not added:
+        assert attempts[-1]["divergences"] == int(run.idata["sample_stats"]["diverging"].sum())
+    assert len(attempts) == 1 + (attempts[0]["divergences"] > 0) + (added > 0)
     assert sum(a["sampling_seconds"] for a in attempts) == pytest.approx(prov["sampling_seconds"])
 
 
@@ -172,3 +176,83 @@ def test_no_retry_when_it_is_off_or_not_above_the_target(retry):
     assert sampler_attempts(idata) == [{"target_accept": 0.6, "divergences": divergences(idata),
                                         "sampling_seconds": idata["posterior"].attrs["sampling_time"],
                                         "compile_seconds": idata["posterior"].attrs["compile_time"]}]
+
+
+def _normals():
+    import pymc as pm
+
+    with pm.Model() as model:
+        pm.Normal("a", 0.0, 1.0, shape=4)
+    return model
+
+
+@pytest.mark.parametrize(("ess", "chains", "cores", "added"), [
+    (400.0, 4, 2, 0),  # enough
+    (381.0, 4, 2, 2),  # a round of two: 1 would do (4 * (440 / 381 - 1) = 0.6)
+    (381.0, 4, 1, 1),
+    (250.0, 4, 2, 4),  # 3.04 wanted, a whole round: 4
+    (230.0, 4, 4, 4),
+    (150.0, 4, 2, 0),  # 7.7 wanted: more than doubling, so longer chains are the remedy
+])
+def test_chains_are_added_in_whole_rounds_and_only_when_at_most_doubling_reaches_the_target(ess, chains, cores,
+                                                                                             added):
+    from pas_bayes.fit import _chains_to_add
+
+    assert _chains_to_add(ess, 400, chains, cores) == added
+
+
+def test_a_fit_just_short_of_the_ess_target_gets_more_chains_kept_with_the_first(tmp_path):
+    import numpy as np
+    import xarray as xr
+
+    from pas_bayes.diagnostics import diagnose, divergences, sampler_attempts
+    from pas_bayes.fit import lowest_ess, open_posterior_tree, sample_posterior, sample_until_clean, write_tree
+    from pas_bayes.spec import ModelSpec
+
+    model = _normals()
+    spec = ModelSpec(name="normals").with_sampler(draws=150, tune=200, chains=2, cores=2, seed=3,
+                                                  more_chains_below_ess=0)
+    alone = sample_posterior(model, spec, progressbar=False)
+    assert divergences(alone) == 0
+    ess, kind, parameter = lowest_ess(alone)
+    # A target half as high again as these draws' lowest ESS: 2 * (1.65 - 1) -> 2 chains more.
+    needed = int(ess * 1.5)
+    store = tmp_path / "trace.zarr"
+    idata = sample_until_clean(model, spec.with_sampler(more_chains_below_ess=needed), progressbar=False,
+                               trace_store=store)
+    post = idata["posterior"]
+    assert post.sizes["chain"] == 4 and list(post["chain"].values) == [0, 1, 2, 3]
+    assert idata["sample_stats"].sizes["chain"] == 4
+    # The first two chains are the fit's own (the same seed), the two more are new ones.
+    np.testing.assert_array_equal(post["a"].values[:2], alone["posterior"]["a"].values)
+    assert not np.isin(post["a"].values[2:], alone["posterior"]["a"].values).any()
+    attempts = sampler_attempts(idata)
+    assert len(attempts) == 2 and attempts[1]["added_chains"] == 2 and attempts[1]["seed"] != 3
+    assert attempts[1]["because"] == f"{kind} ESS {ess:.0f} ({parameter}) below {needed} after 2 chains"
+    assert post.attrs["sampling_time"] == pytest.approx(sum(a["sampling_seconds"] for a in attempts))
+    assert store.is_dir() and store.with_name("trace.zarr.more").is_dir()
+    # The added chains lift the lowest ESS (it grows with the chains), and the report says why they are there.
+    assert lowest_ess(idata)[0] > ess
+    ess_check = diagnose(idata).table().set_index("check").loc["bulk ESS (min)"]
+    assert "attempt 2 added 2 chains (seed " in ess_check["worst"]
+    # Written as a run folder's posterior and read back: every chain, as sampled.
+    write_tree(idata, tmp_path / "posterior.zarr")
+    back = open_posterior_tree(tmp_path / "posterior.zarr")
+    xr.testing.assert_equal(back["posterior"]["a"].compute(), post["a"].compute())
+    assert back["sample_stats"].sizes["chain"] == 4
+
+
+def test_no_chains_are_added_when_it_is_off_or_the_ess_is_enough():
+    from pas_bayes.diagnostics import sampler_attempts
+    from pas_bayes.fit import lowest_ess, sample_until_clean
+    from pas_bayes.spec import ModelSpec
+
+    spec = ModelSpec(name="normals").with_sampler(draws=150, tune=200, chains=2, cores=2, seed=3)
+    off = sample_until_clean(_normals(), spec.with_sampler(more_chains_below_ess=0), progressbar=False)
+    ess = lowest_ess(off)[0]
+    on = sample_until_clean(_normals(), spec.with_sampler(more_chains_below_ess=int(ess * 1.5)),
+                            progressbar=False)
+    assert on["posterior"].sizes["chain"] == 4  # the premise: the same fit with it on adds chains
+    enough = sample_until_clean(_normals(), spec.with_sampler(more_chains_below_ess=int(ess)), progressbar=False)
+    for idata in (off, enough):
+        assert idata["posterior"].sizes["chain"] == 2 and len(sampler_attempts(idata)) == 1

@@ -52,6 +52,7 @@ def test_priors_not_given_keep_their_defaults():
     ({"model": {"name": "x"}, "sampler": {"name": "pymc", "adaptation": "low_rank"}}, "nutpie's"),
     ({"model": {"name": "x"}, "sampler": {"retry_target_accept": 1.0}}, r"retry_target_accept must be .* \(got 1.0\)"),
     ({"model": {"name": "x"}, "sampler": {"retry_target_accept": 0.3}}, "or 0 for no retry"),
+    ({"model": {"name": "x"}, "sampler": {"more_chains_below_ess": -1}}, r"must be 0 .* \(got -1\)"),
     ({"model": {"outcome": "trust"}}, "name"),
     ({"model": {"name": "x"}, "colour": "red"}, "colour"),
 ])

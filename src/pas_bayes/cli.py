@@ -61,7 +61,8 @@ def _fit(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec).with_sampler(draws=args.draws, tune=args.tune, chains=args.chains,
                                              seed=args.seed, name=args.sampler, cores=args.cores,
                                              target_accept=args.target_accept, backend=args.backend,
-                                             retry_target_accept=args.retry_target_accept)
+                                             retry_target_accept=args.retry_target_accept,
+                                             more_chains_below_ess=args.more_chains_below_ess)
     data = Path(args.data) if args.data else spec.data_path()
     if data is None:
         raise SpecError(f"{args.spec}: no data file: give --data FILE or [data] path in the spec")
@@ -81,10 +82,14 @@ def _fit(args: argparse.Namespace) -> int:
                   command=["pas-bayes", *args.argv], loo=not args.no_loo)
     run = load_run(out)
     attempts = run.provenance.get("sampler_attempts", [])
-    if len(attempts) > 1:
+    retried = [a for a in attempts if not a.get("added_chains")]
+    if len(retried) > 1:
         print(f"The first attempt diverged ({attempts[0]['divergences']} divergent transitions at target "
               f"acceptance {attempts[0]['target_accept']}): its draws were discarded and the model sampled "
-              f"again at {attempts[-1]['target_accept']}")
+              f"again at {retried[-1]['target_accept']}")
+    for added in (a for a in attempts if a.get("added_chains")):
+        print(f"The {added['because']}: {added['added_chains']} more chains were sampled (seed {added['seed']}) "
+              f"and kept with them ({run.idata['posterior'].sizes['chain']} chains in all)")
     print(f"Run written to {out} (sampling {run.provenance['sampling_seconds']:.0f} s)")
     print(diagnose(run.idata, run.provenance.get("loo"), run.per_parameter).to_text())
     return 0
@@ -443,6 +448,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-target-accept", type=float,
                    help="when the draws diverge, sample again from the start at this target acceptance "
                    "(default: the spec's sampler.retry_target_accept; 0: no retry)")
+    p.add_argument("--more-chains-below-ess", type=int,
+                   help="when a fit without divergences ends with a bulk or tail ESS below this, sample "
+                   "more chains and keep them with the first (default: the spec's "
+                   "sampler.more_chains_below_ess, 400; 0: never)")
     p.add_argument("--encoding", help="text encoding of a CSV survey (default from the spec: utf-8)")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
     p.add_argument("--no-loo", action="store_true", help="skip PSIS-LOO (the run cannot then be compared)")

@@ -92,10 +92,12 @@ def divergences(idata: xr.DataTree) -> int:
 
 
 def sampler_attempts(idata: xr.DataTree) -> list[dict[str, Any]]:
-    """Every attempt that made this posterior, first to last (one, unless divergences called a retry).
+    """Every attempt that made this posterior, first to last (one, unless a retry or more chains were needed).
 
-    Each is ``{"target_accept", "divergences", "sampling_seconds", "compile_seconds"}``; the
-    last is the attempt whose draws the posterior holds.
+    Each is ``{"target_accept", "divergences", "sampling_seconds", "compile_seconds"}``; an
+    attempt that added chains to the one before it also has ``added_chains``, ``seed`` and
+    ``because``. The posterior holds the draws of the last attempt that added none, and of
+    every attempt after it.
     """
     attrs = idata["posterior"].attrs
     recorded = attrs.get("sampler_attempts")
@@ -106,12 +108,26 @@ def sampler_attempts(idata: xr.DataTree) -> list[dict[str, Any]]:
              "compile_seconds": float(attrs.get("compile_time", float("nan")))}]
 
 
+def kept_attempts(attempts: list[dict[str, Any]]) -> list[int]:
+    """Indices of the attempts whose draws the posterior holds (see :func:`sampler_attempts`)."""
+    base = max((i for i, a in enumerate(attempts) if not a.get("added_chains")), default=0)
+    return list(range(base, len(attempts)))
+
+
 def _earlier_attempts(idata: xr.DataTree) -> tuple[str, ...]:
     """What the attempts before the kept one found (a fit sampled again after divergences)."""
     attempts = sampler_attempts(idata)
+    base = kept_attempts(attempts)[0]
     return tuple(f"attempt {i + 1} at target acceptance {a['target_accept']}: {a['divergences']} divergent, "
-                 f"its draws discarded; these draws are attempt {len(attempts)}'s at {attempts[-1]['target_accept']}"
-                 for i, a in enumerate(attempts[:-1]))
+                 f"its draws discarded; these draws are attempt {base + 1}'s at {attempts[base]['target_accept']}"
+                 for i, a in enumerate(attempts[:base]))
+
+
+def _added_chains(idata: xr.DataTree) -> tuple[str, ...]:
+    """What the attempts that added chains were for (a fit whose ESS fell just short)."""
+    return tuple(f"attempt {i + 1} added {a['added_chains']} chains (seed {a['seed']}, {a['divergences']} "
+                 f"divergent) because the {a['because']}"
+                 for i, a in enumerate(sampler_attempts(idata)) if a.get("added_chains"))
 
 
 def _fmt(value: float) -> str:
@@ -154,8 +170,10 @@ def _posterior_blocks(post: xr.Dataset) -> Iterator[xr.Dataset]:
     ``post`` may hold its large variables as dask arrays or as xarray's lazily indexed
     arrays (opened with ``chunks=None``: a block is then one read of the store, several
     times faster than dask's one read per stored chunk). A ward effect kept out of the
-    trace (``ward_slope_dev = z_ward_slope * sd_ward_slope``) comes in the block of its
-    ``z`` draws, computed from them there, so those draws are read once, not twice.
+    trace (``ward_slope_dev = z_ward_slope * sd_ward_slope``) comes in the block after its
+    ``z`` draws' block, computed from them in place once their statistics are done: those
+    draws are read once, not twice, and held once (at five years with six chains a block is
+    32 MB).
     """
     from pas_bayes.model import RECOMPUTED
 
@@ -163,17 +181,23 @@ def _posterior_blocks(post: xr.Dataset) -> Iterator[xr.Dataset]:
     from_z = {z: (name, sd) for name, (z, sd) in derived.items()}
     scales = {sd: post[sd].compute() for _, sd in from_z.values()}
 
-    def with_derived(block: xr.Dataset, name: str) -> xr.Dataset:
+    def with_derived(block: xr.Dataset, name: str) -> Iterator[xr.Dataset]:
+        yield block
         if name in from_z:
             effect, sd = from_z[name]
-            block[effect] = (block[name] * scales[sd]).transpose(*block[name].dims)
-        return block
+            z = block[name]
+            # A variable held in memory computes to its own array (or a view of it): that one
+            # is not changed. (Not `.data`: of a lazily read variable that loads all of it.)
+            if getattr(post[name].variable, "_in_memory", True):
+                z = z.copy()
+            z *= scales[sd]
+            yield xr.Dataset({effect: z.rename(effect)})
 
     for name, da in post.data_vars.items():
         if name in derived:
             continue
         if da.nbytes <= BLOCK_BYTES or da.ndim <= 2:
-            yield with_derived(post[[name]].compute(), name)
+            yield from with_derived(post[[name]].compute(), name)
             continue
         dim = next(d for d in da.dims if d not in ("chain", "draw"))
         step = max(1, int(da.sizes[dim] * BLOCK_BYTES // da.nbytes))
@@ -184,7 +208,7 @@ def _posterior_blocks(post: xr.Dataset) -> Iterator[xr.Dataset]:
             # read that chunk again for the next block (at a year, every ward chunk three times).
             step = max(chunk, step // chunk * chunk)
         for start in range(0, da.sizes[dim], step):
-            yield with_derived(xr.Dataset({name: da.isel({dim: slice(start, start + step)}).compute()}), name)
+            yield from with_derived(xr.Dataset({name: da.isel({dim: slice(start, start + step)}).compute()}), name)
 
 
 def _block_diagnostics(block: xr.Dataset) -> pd.DataFrame:
@@ -329,7 +353,7 @@ def diagnose(idata: xr.DataTree, loo: dict | None = None,
     for column, label in (("ess_bulk", "bulk ESS (min)"), ("ess_tail", "tail ESS (min)")):
         low = float(per[column].min())
         checks.append(Check(
-            label, low, f">= {ESS_MIN}", low >= ESS_MIN, _worst(per, column, largest=False),
+            label, low, f">= {ESS_MIN}", low >= ESS_MIN, _worst(per, column, largest=False) + _added_chains(idata),
             advice="too few effective draws for stable intervals: increase --draws (ESS grows "
             "with draws), or --chains; low ESS in an sd_* parameter points to a funnel",
         ))

@@ -108,9 +108,11 @@ def run_provenance(spec: Any, idata: xr.DataTree, wall: float, command: list[str
         "spec_sha256": spec.digest(),
         "seed": spec.sampler.seed,
         "sampler": {**spec.sampler.__dict__},
-        # More than one when the first attempt diverged (sample_until_clean): each with its
-        # target acceptance, divergences and times; the posterior holds the last one's draws.
+        # More than one when the first attempt diverged or more chains were added
+        # (sample_until_clean): each with its target acceptance, divergences and times.
         "sampler_attempts": sampler_attempts(idata),
+        # More than sampler.chains when the ESS fell just short (sampler.more_chains_below_ess).
+        "chains_kept": int(idata["posterior"].sizes.get("chain", 0)),
         "sampling_seconds": float(idata.posterior.attrs.get("sampling_time", float("nan"))),
         "wall_seconds": round(wall, 2),
         "versions": package_versions(),
@@ -175,17 +177,25 @@ NUTS_SAMPLERS = ("nutpie", "pymc")
 def sample_until_clean(model: pm.Model, spec: Any, *, progressbar: bool = True,
                        var_names: list[str] | None = None, trace_store: Path | None = None,
                        reuse_key: str | None = None) -> xr.DataTree:
-    """:func:`sample_posterior`, sampled once more at ``sampler.retry_target_accept`` if it diverged.
+    """:func:`sample_posterior`, sampled again if it diverged, and given more chains if its ESS fell just short.
 
     A divergence means a trajectory met curvature its step could not follow, so the draws
     may under-explore that region; the remedy is a smaller step (a higher target
     acceptance), which Stan and brms leave to the user. Here the second attempt is made
-    from the start with the same seed and the compiled model reused, and the first
-    attempt's draws are discarded, not mixed in. Nothing is hidden: the posterior's
-    ``sampler_attempts`` attribute records each attempt's target acceptance, divergences
-    and times, the diagnostics report them, and ``sampling_time`` / ``compile_time`` are
-    both attempts together. A second attempt that still diverges is kept and fails the
-    divergence check as any fit would.
+    at ``sampler.retry_target_accept`` from the start with the same seed and the compiled
+    model reused, and the first attempt's draws are discarded, not mixed in. A second
+    attempt that still diverges is kept and fails the divergence check as any fit would.
+
+    Draws without divergences whose smallest bulk or tail ESS is below
+    ``sampler.more_chains_below_ess`` get more chains (:func:`_chains_to_add`), sampled
+    with another seed and kept with the first: independent chains, each with its own
+    warm-up, are what R-hat and ESS are made for, and the slowest SD's ESS grows with
+    them in proportion. A fit far short gets none (it needs longer chains).
+
+    Nothing is hidden: the posterior's ``sampler_attempts`` attribute records each attempt
+    (target acceptance, divergences, times; ``added_chains``, ``seed`` and ``because`` for
+    more chains), the diagnostics report them, and ``sampling_time`` / ``compile_time``
+    are all attempts together.
 
     Parameters
     ----------
@@ -193,40 +203,118 @@ def sample_until_clean(model: pm.Model, spec: Any, *, progressbar: bool = True,
         As :func:`sample_posterior`.
     trace_store
         As :func:`sample_posterior`; a retry streams to a sibling folder (``<name>.retry``),
-        and the first attempt's store is deleted before it starts.
+        and the first attempt's store is deleted before it starts; more chains stream to
+        ``<name>.more`` (both stores are then read).
 
     Returns
     -------
     xarray.DataTree
-        The last attempt's posterior.
+        The kept draws: the last attempt's, with the added chains' after them.
     """
     s = spec.sampler
     idata = sample_posterior(model, spec, progressbar=progressbar, var_names=var_names,
                              trace_store=trace_store, reuse_key=reuse_key)
     first = divergences(idata)
     retry = getattr(s, "retry_target_accept", 0.0)
-    if not first or s.name not in NUTS_SAMPLERS or retry <= s.target_accept:
-        idata["posterior"].attrs["target_accept"] = s.target_accept
-        return idata
     attempts = [{**sampler_attempts(idata)[0], "target_accept": s.target_accept}]
-    print(f"pas_bayes: {first} divergent transitions at target acceptance {s.target_accept}; "
-          f"sampling again at {retry} (the first attempt's draws are discarded)", file=sys.stderr)
-    # The first attempt's lazily read draws live in its store: let go of them, then of the store.
-    del idata
-    release_freed_memory()
-    retry_store = None
-    if trace_store is not None:
-        shutil.rmtree(trace_store, ignore_errors=True)
-        retry_store = trace_store.with_name(trace_store.name + ".retry")
-    retry_spec = spec.with_sampler(target_accept=retry)
-    idata = sample_posterior(model, retry_spec, progressbar=progressbar, var_names=var_names,
-                             trace_store=retry_store, reuse_key=reuse_key)
-    attrs = idata["posterior"].attrs
-    attempts.append({**sampler_attempts(idata)[0], "target_accept": retry})
-    attrs.update({"sampler_attempts": json.dumps(attempts), "target_accept": retry,
-                  "sampling_time": sum(a["sampling_seconds"] for a in attempts),
-                  "compile_time": sum(a["compile_seconds"] for a in attempts)})
+    if first and s.name in NUTS_SAMPLERS and retry > s.target_accept:
+        print(f"pas_bayes: {first} divergent transitions at target acceptance {s.target_accept}; "
+              f"sampling again at {retry} (the first attempt's draws are discarded)", file=sys.stderr)
+        # The first attempt's lazily read draws live in its store: let go of them, then of the store.
+        del idata
+        release_freed_memory()
+        if trace_store is not None:
+            shutil.rmtree(trace_store, ignore_errors=True)
+            trace_store = trace_store.with_name(trace_store.name + ".retry")
+        spec = spec.with_sampler(target_accept=retry)
+        idata = sample_posterior(model, spec, progressbar=progressbar, var_names=var_names,
+                                 trace_store=trace_store, reuse_key=reuse_key)
+        attempts.append({**sampler_attempts(idata)[0], "target_accept": retry})
+    if s.name in NUTS_SAMPLERS and not divergences(idata):
+        idata = _more_chains_if_short(idata, model, spec, attempts, progressbar=progressbar,
+                                      var_names=var_names, trace_store=trace_store, reuse_key=reuse_key)
+    idata["posterior"].attrs.update({
+        "target_accept": spec.sampler.target_accept,
+        **({"sampler_attempts": json.dumps(attempts),
+            "sampling_time": sum(a["sampling_seconds"] for a in attempts),
+            "compile_time": sum(a["compile_seconds"] for a in attempts)} if len(attempts) > 1 else {})})
     return idata
+
+
+def lowest_ess(idata: xr.DataTree) -> tuple[float, str, str]:
+    """The smallest bulk or tail ESS among the posterior's elements without a ward dimension.
+
+    Returns
+    -------
+    tuple
+        ``(ess, "bulk" or "tail", parameter)``; ``(inf, "", "")`` when nothing is left to check.
+    """
+    post = idata["posterior"].to_dataset()
+    per = parameter_diagnostics(post[[n for n, da in post.data_vars.items() if "ward" not in da.dims]])
+    if per.empty:
+        return float("inf"), "", ""
+    kind = "bulk" if per["ess_bulk"].min() <= per["ess_tail"].min() else "tail"
+    row = per.loc[per[f"ess_{kind}"].idxmin()]
+    return float(row[f"ess_{kind}"]), kind, str(row["parameter"])
+
+
+def _chains_to_add(ess: float, needed: int, chains: int, cores: int) -> int:
+    """How many chains lift ``ess`` (of ``chains``) 10% past ``needed``: whole rounds of ``cores``, at most ``chains``.
+
+    0 when ``ess`` is enough, or when even ``chains`` more would not be (ESS grows about in
+    proportion to the chains: a fit that far short needs longer chains, not more).
+    """
+    if ess >= needed:
+        return 0
+    wanted = int(np.ceil(chains * (1.1 * needed / max(ess, 1e-9) - 1)))
+    rounded = int(np.ceil(wanted / max(cores, 1)) * max(cores, 1))
+    return min(rounded, chains) if wanted <= chains else 0
+
+
+def _more_chains_if_short(idata: xr.DataTree, model: pm.Model, spec: Any, attempts: list[dict[str, Any]], *,
+                          progressbar: bool, var_names: list[str] | None, trace_store: Path | None,
+                          reuse_key: str | None) -> xr.DataTree:
+    """``idata`` with :func:`_chains_to_add` more chains when its lowest ESS is short (recorded in ``attempts``)."""
+    s = spec.sampler
+    needed = getattr(s, "more_chains_below_ess", 0)
+    if needed <= 0:
+        return idata
+    ess, kind, parameter = lowest_ess(idata)
+    chains = idata["posterior"].sizes["chain"]
+    add = _chains_to_add(ess, needed, chains, s.cores)
+    if not add:
+        return idata
+    # Another seed drawn from this one: the added chains are as repeatable as the first.
+    seed = int(np.random.SeedSequence(s.seed).spawn(2)[1].generate_state(1)[0] % 2**31)
+    because = f"{kind} ESS {ess:.0f} ({parameter}) below {needed} after {chains} chains"
+    print(f"pas_bayes: {because}; sampling {add} more chains (seed {seed}) to keep with them", file=sys.stderr)
+    more_store = None if trace_store is None else trace_store.with_name(trace_store.name + ".more")
+    more = sample_posterior(model, spec.with_sampler(chains=add, seed=seed), progressbar=progressbar,
+                            var_names=var_names, reuse_key=reuse_key, trace_store=more_store)
+    attempts.append({**sampler_attempts(more)[0], "target_accept": s.target_accept, "added_chains": add,
+                     "seed": seed, "because": because})
+    return with_more_chains(idata, more)
+
+
+def with_more_chains(idata: xr.DataTree, more: xr.DataTree) -> xr.DataTree:
+    """``idata`` with ``more``'s chains after its own (numbered on from them), posterior and sample_stats.
+
+    The data groups and every attribute are ``idata``'s; large variables stay lazily read blocks.
+    """
+    out = idata.copy()
+    offset = idata["posterior"].sizes["chain"]
+    for group in ("posterior", "sample_stats"):
+        if group not in idata.children or group not in more.children:
+            continue
+        first, added = idata[group].to_dataset(), more[group].to_dataset()
+        # (nutpie's store gives the chains no coordinate values: numbered here, on both.)
+        first = first.assign_coords(chain=np.arange(offset))
+        added = added.assign_coords(chain=offset + np.arange(added.sizes["chain"]))
+        both = xr.concat([first, added[list(first.data_vars)]], dim="chain", data_vars="minimal",
+                         coords="minimal", compat="override", join="exact", combine_attrs="override")
+        # Blocks (and the one-chunk encoding of small variables) for the longer chain axis.
+        out[group] = xr.DataTree(_in_blocks(both))
+    return out
 
 
 def _sample_nutpie(model: pm.Model, s: Any, *, progressbar: bool, var_names: list[str] | None,

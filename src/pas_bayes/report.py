@@ -150,7 +150,8 @@ def _data_notes(summary: RunSummary) -> str:
                      f"{frame['respondents'].min()} to {frame['respondents'].max()} "
                      f"(median {frame['respondents'].median():.0f}).")
     notes.append(f"Model <code>{html.escape(run.spec.name)}</code>: outcome {html.escape(run.spec.outcome)}, "
-                 f"{prov['sampler']['chains']} chains x {prov['sampler']['draws']} draws ({prov['sampler']['name']}, "
+                 f"{prov.get('chains_kept', prov['sampler']['chains'])} chains x {prov['sampler']['draws']} draws "
+                 f"({prov['sampler']['name']}, "
                  f"seed {prov['seed']}); pas_bayes {html.escape(prov['versions'].get('pas_bayes', ''))}, "
                  f"PyMC {html.escape(prov['versions'].get('pymc', ''))}.")
     exclusions = run.exclusions.rename(columns={"reason": "rows left out, by first reason", "rows": "rows"})

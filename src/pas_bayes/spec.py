@@ -156,6 +156,17 @@ class SamplerOptions:
     #: run's provenance, the divergence check of :func:`pas_bayes.diagnostics.diagnose`), and
     #: the sampling time is theirs together.
     retry_target_accept: float = 0.9
+    #: A NUTS fit without divergences whose smallest bulk or tail ESS is below this gets
+    #: more chains (another seed, the compiled model reused, each with its own warm-up),
+    #: kept with the first ones, enough to lift that ESS about 10% past this in
+    #: proportion, a whole round of ``cores`` chains at a time and at most ``chains`` more.
+    #: ESS grows with the draws, so a fit just short of 400 is a matter of the run-to-run
+    #: spread of the slowest SD (one of five five-year fits: tail ESS 381); one far short
+    #: (more than twice the chains needed) gets none and fails the ESS check, because it
+    #: needs longer chains (``draws``). Checked on every variable without a ward dimension
+    #: (the slowest has always been an SD); the run folder's table covers every element.
+    #: Recorded as an attempt like the divergence retry; 0 turns it off.
+    more_chains_below_ess: int = 400
     advi_iterations: int = 30000
     #: How nutpie compiles the log-density: "numba" (CPU, the default) or "jax" (for a GPU,
     #: or many cores; needs ``pip install 'pas_bayes[jax]'``, or ``jax[cuda12]`` for a GPU).
@@ -319,6 +330,10 @@ class ModelSpec:
         if not (self.sampler.retry_target_accept == 0 or 0.5 <= self.sampler.retry_target_accept < 1):
             raise SpecError(f"spec {self.name!r}: sampler.retry_target_accept must be in [0.5, 1), "
                             f"or 0 for no retry after divergences (got {self.sampler.retry_target_accept})")
+
+        if self.sampler.more_chains_below_ess < 0:
+            raise SpecError(f"spec {self.name!r}: sampler.more_chains_below_ess must be 0 (never add chains) "
+                            f"or a positive ESS (got {self.sampler.more_chains_below_ess})")
 
     def codebook(self) -> Codebook:
         """The default codebook with this spec's overrides applied."""
