@@ -103,15 +103,6 @@ def _no_contraction_bernoulli_logit_logp():
     return lambda value, eta: op(pt.cast(value, eta.dtype), eta)[0]
 
 
-def _gathered_ward_terms(coef, design_t, run_ward, run_start, n_wards=None):
-    """The ward terms as they were before runs: each respondent's row of the ward table
-    gathered and multiplied by their design row (respondents x terms, held respondent by
-    respondent as the design then was), for the side-by-side row."""
-    ward_of = np.repeat(run_ward.get_value(), np.diff(run_start.get_value()))
-    design = pytensor.shared(np.ascontiguousarray(design_t.get_value().T))
-    return (design * coef[ward_of]).sum(axis=1)
-
-
 def main() -> None:
     from plain_model import plain_model
     from results_table import markdown_table
@@ -151,8 +142,12 @@ def main() -> None:
          "bernoulli_logit_logp", _libm_bernoulli_logit_logp()),
         ("pas_bayes with its likelihood loop compiled without FMA contraction",
          "bernoulli_logit_logp", _no_contraction_bernoulli_logit_logp()),
+        # The model applies the ward terms a run at a time from RUNS_FROM respondents a ward's
+        # run on average, and gathers them below: each way forced, whatever the size.
+        ("pas_bayes with its ward terms applied a ward's run at a time (pas_bayes.ward_terms)",
+         "RUNS_FROM", 0),
         ("pas_bayes with its ward terms gathered per respondent, not applied a ward's run at a time",
-         "ward_terms", _gathered_ward_terms),
+         "RUNS_FROM", float("inf")),
         # The likelihood on one respondent, whose eta PyTensor then forms for that one alone: what
         # is left is the parameters' part (priors, transforms, ward and borough tables).
         ("pas_bayes without its respondents (the parameters' part alone)",

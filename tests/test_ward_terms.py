@@ -91,14 +91,16 @@ def test_compiled_sums_are_the_same_wherever_the_arrays_sit_in_memory():
         assert np.array_equal(f(moved_g, moved_design), reference), shift
 
 
-def test_a_survey_read_for_the_model_is_one_run_a_ward(small_survey):
+def test_a_survey_read_for_the_model_is_one_run_a_ward(small_survey, monkeypatch):
     """The reader puts respondents in ward order, so the model's log-density applies each ward once."""
     from pytensor.graph.traversal import ancestors
 
+    from pas_bayes import model as model_module
     from pas_bayes.model import build_model
     from pas_bayes.spec import ModelSpec
     from pas_bayes.survey import read_survey
 
+    monkeypatch.setattr(model_module, "RUNS_FROM", 0)  # runs however short (this survey's are ~3)
     spec = ModelSpec(name="x")
     frame = read_survey(small_survey, spec).frame
     model = build_model(spec, frame)
@@ -106,3 +108,33 @@ def test_a_survey_read_for_the_model_is_one_run_a_ward(small_survey):
     assert len(runs["ward_run_ward"]) == len(model.coords["ward"]) == frame["ward"].nunique()
     assert np.array_equal(np.repeat(runs["ward_run_ward"], np.diff(runs["ward_run_start"])),
                           model["ward_idx"].get_value())
+
+
+def test_short_runs_are_gathered_and_give_the_runs_log_density_and_gradient(small_survey, monkeypatch):
+    """Below RUNS_FROM respondents a run the model gathers the ward table instead: the same model."""
+    from pytensor.graph.traversal import ancestors
+
+    from pas_bayes import model as model_module
+    from pas_bayes.model import RUNS_FROM, build_model
+    from pas_bayes.spec import ModelSpec
+    from pas_bayes.survey import read_survey
+
+    spec = ModelSpec(name="x")
+    frame = read_survey(small_survey, spec).frame
+    assert len(frame) < RUNS_FROM * frame["ward"].nunique()  # the premise: short runs
+
+    def log_density(model):
+        names = {v.name for v in ancestors([model.logp()])}
+        ip = model.initial_point()
+        rng = np.random.default_rng(1)
+        point = {k: v + rng.normal(0.0, 0.3, np.shape(v)) for k, v in ip.items()}
+        logp = model.compile_logp()(point)
+        grad = model.compile_dlogp()(point)
+        return names, logp, grad
+
+    gathered_names, gathered_logp, gathered_grad = log_density(build_model(spec, frame))
+    monkeypatch.setattr(model_module, "RUNS_FROM", 0)
+    run_names, run_logp, run_grad = log_density(build_model(spec, frame))
+    assert "ward_run_start" in run_names and "ward_run_start" not in gathered_names
+    assert gathered_logp == pytest.approx(run_logp, rel=1e-12)
+    np.testing.assert_allclose(gathered_grad, run_grad, rtol=1e-9, atol=1e-9)

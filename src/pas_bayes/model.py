@@ -41,8 +41,10 @@ Survey weights (``weights``) multiply each respondent's log-likelihood
 and ward's prior density by its group weight.
 Each ward's intercept and slopes are added up once per ward and applied a run of the
 ward's respondents at a time (:mod:`pas_bayes.ward_terms`; the design is held term by
-term): in the reader's ward order each ward is one run. Every variable carries dims. The
-frame is never read from a file here.
+term): in the reader's ward order each ward is one run. Below :data:`RUNS_FROM` respondents
+a run on average (a small survey) each respondent's row of the ward table is gathered
+instead, which is faster there. Every variable carries dims. The frame is never read from a
+file here.
 """
 
 from __future__ import annotations
@@ -62,6 +64,12 @@ from pas_bayes.geography import BOROUGH_NAMES
 from pas_bayes.likelihood import bernoulli_logit_logp
 from pas_bayes.spec import ModelSpec
 from pas_bayes.ward_terms import ward_runs, ward_terms
+
+#: Respondents a ward run on average from which the ward terms are applied a run at a time
+#: (:mod:`pas_bayes.ward_terms`); below it each respondent's row of the ward table is gathered.
+#: One gradient, runs against the gather in one run each: about 5 a ward 86.0 against 78.9 us,
+#: 9 a ward 116.5 against 121.2, 18 a ward 174.8 against 233.4 (``benchmarks/README.md``).
+RUNS_FROM = 7
 
 
 def _prior(name: str, table: dict[str, Any], **kwargs: Any) -> pt.TensorVariable:
@@ -379,7 +387,7 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
         # Held term by term, (term, obs), for the ward terms' runs (pas_bayes.ward_terms).
         design = pm.Data("design", np.vstack([np.ones(len(frame)), (X - centre).T]), dims=("term", "obs"))
         pm.Data("borough_idx", borough_idx, dims="obs")
-        pm.Data("ward_idx", ward_idx, dims="obs")
+        ward_idx_data = pm.Data("ward_idx", ward_idx, dims="obs")
         wb_idx = pm.Data("ward_borough_idx", ward_borough, dims="ward")
 
         centred = centred_groupings(spec, frame)
@@ -398,8 +406,12 @@ def build_model(spec: ModelSpec, frame: pd.DataFrame) -> pm.Model:
             ward_slopes = pt.set_subtensor(ward_slopes[:, ward_cols], ward_slopes[:, ward_cols] + ward.slopes)
         ward_coef = pt.concatenate([(borough.intercept[wb_idx] + ward.intercept)[:, None], ward_slopes], axis=1)
         run_ward, run_start = ward_runs(ward_idx)
-        eta = ward_terms(ward_coef, design, pytensor.shared(run_ward, name="ward_run_ward"),
-                         pytensor.shared(run_start, name="ward_run_start"), n_wards=len(coords["ward"]))
+        if len(frame) >= RUNS_FROM * len(run_ward):
+            eta = ward_terms(ward_coef, design, pytensor.shared(run_ward, name="ward_run_ward"),
+                             pytensor.shared(run_start, name="ward_run_start"), n_wards=len(coords["ward"]))
+        else:
+            # Runs of a few respondents cost more in loop overhead than a gather over all of them.
+            eta = (design.T * ward_coef[ward_idx_data]).sum(axis=1)
         # Intercepts of small crossed groupings (year, each demographic), gathered together
         # below through the cell (combination of levels) each respondent is in.
         cell_terms: list[tuple[pt.TensorVariable, np.ndarray]] = []

@@ -20,7 +20,8 @@ gather or scatter. Measured in ``benchmarks/respondent_kernels.py`` and
 :class:`WardRunSums` its adjoint, ``(g, design_t, run_ward, run_start) -> each
 ward's sums of g x design``; each is the other's gradient, so any order of derivative is
 exact. Any order of respondents is correct (a ward's respondents may form several runs;
-their sums add up), only slower when runs are short. The sums over a run let LLVM
+their sums add up), only slower when runs are short (the model gathers instead below
+:data:`pas_bayes.model.RUNS_FROM` respondents a run). The sums over a run let LLVM
 reorder additions (``reassoc``), which vectorises them: the result is the same wherever
 the arrays sit in memory (tested), so a seed gives the same draws in every process on a
 machine, but it may differ in the last bits between CPUs with other vector widths.
