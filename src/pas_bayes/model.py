@@ -67,8 +67,9 @@ from pas_bayes.ward_terms import ward_runs, ward_terms
 
 #: Respondents a ward run on average from which the ward terms are applied a run at a time
 #: (:mod:`pas_bayes.ward_terms`); below it each respondent's row of the ward table is gathered.
-#: One gradient, runs against the gather in one run each: about 5 a ward 86.0 against 78.9 us,
-#: 9 a ward 116.5 against 121.2, 18 a ward 174.8 against 233.4 (``benchmarks/README.md``).
+#: One gradient, runs against the gather as rows of one run at each size: 4.7 a ward 87.0
+#: against 79.3 us, 9.0 a ward 123.1 against 119.4 (even), 17.8 a ward 180.9 against 214.2
+#: (``benchmarks/results/where_time_goes_*gather.md``).
 RUNS_FROM = 7
 
 
