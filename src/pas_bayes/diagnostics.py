@@ -108,16 +108,11 @@ def sampler_attempts(idata: xr.DataTree) -> list[dict[str, Any]]:
              "compile_seconds": float(attrs.get("compile_time", float("nan")))}]
 
 
-def kept_attempts(attempts: list[dict[str, Any]]) -> list[int]:
-    """Indices of the attempts whose draws the posterior holds (see :func:`sampler_attempts`)."""
-    base = max((i for i, a in enumerate(attempts) if not a.get("added_chains")), default=0)
-    return list(range(base, len(attempts)))
-
-
 def _earlier_attempts(idata: xr.DataTree) -> tuple[str, ...]:
     """What the attempts before the kept one found (a fit sampled again after divergences)."""
     attempts = sampler_attempts(idata)
-    base = kept_attempts(attempts)[0]
+    # The kept draws start at the last attempt that added no chains to the one before it.
+    base = max((i for i, a in enumerate(attempts) if not a.get("added_chains")), default=0)
     return tuple(f"attempt {i + 1} at target acceptance {a['target_accept']}: {a['divergences']} divergent, "
                  f"its draws discarded; these draws are attempt {base + 1}'s at {attempts[base]['target_accept']}"
                  for i, a in enumerate(attempts[:base]))
